@@ -1,0 +1,174 @@
+"""Typed, frozen configuration objects: one per concern, every field with a default and a reason.
+
+A checkpoint directory stores these as JSON (`config.json`) next to its weights, so loading needs no flags.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class NoiseSchedule(str, enum.Enum):
+    """Beta schedule of the image diffusion (SPEC §3)."""
+
+    LINEAR = "linear"
+    COSINE = "cosine"
+
+
+class LabelSchedule(str, enum.Enum):
+    """Keep-probability schedule gamma_t(c) of Label Diffusion (SPEC §4)."""
+
+    NONE = "none"  # SDM: the condition is never diffused
+    UNIFORM = "uniform"  # gamma_t = 1 - t/T for every class (ablation)
+    CLASSWISE = "classwise"  # SCDM default: 1 - gamma_t(c) = min(tau, (kappa_c^tau - 1) / (kappa_c - 1))
+
+
+class Sampler(str, enum.Enum):
+    """Reverse-process solvers (SPEC §5)."""
+
+    ANCESTRAL = "ancestral"  # reference-compatible stochastic steps with the learned variance
+    DDIM = "ddim"  # DDIM with eta
+    DPMPP_2M = "dpmpp_2m"  # DPM-Solver++(2M), data prediction, multistep
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """The SDM U-Net (SPEC §2); the official 256 px presets and tiny CPU models share this code."""
+
+    image_size: int = 64  # training resolution; the network itself is fully convolutional
+    in_channels: int = 3  # RGB x_t
+    model_channels: int = 64  # base width; also the timestep-embedding size
+    channel_mult: tuple[int, ...] = (1, 2, 2, 4)  # width multiplier per level; one level per entry
+    num_res_blocks: int = 2  # ResBlocks per level in the encoder (decoder has one more)
+    attention_ds: tuple[int, ...] = (4, 8)  # downsampling factors with self-attention (64 px: 16 and 8 px)
+    num_head_channels: int = 64  # channels per attention head (official: 64)
+    label_channels: int = 12  # one-hot classes plus the edge channel when `LabelSpec.use_edges`
+    spade_hidden: int = 128  # hidden width of SPADE's shared conv (official: 128)
+    groupnorm_groups: int = 32  # official: 32; tiny test configs need fewer
+    learn_sigma: bool = True  # 6 output channels: eps and the variance interpolation v
+    use_scale_shift_norm: bool = True  # FiLM timestep conditioning (official: True)
+    resblock_updown: bool = True  # down/up-sampling ResBlocks between levels (official: True)
+    dropout: float = 0.0  # official ADE20K training uses 0.1; sampling ignores it
+
+    @property
+    def out_channels(self) -> int:
+        return self.in_channels * (2 if self.learn_sigma else 1)
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Gaussian image diffusion (SPEC §3)."""
+
+    num_timesteps: int = 1000  # T
+    noise_schedule: NoiseSchedule = NoiseSchedule.LINEAR  # SDM/SCDM use linear 1e-4 .. 0.02
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """How raw dataset ids become label channels (SPEC §7 encodings)."""
+
+    num_classes: int = 12  # one-hot channels, edge channel excluded
+    raw_ids: tuple[int, ...] | None = None  # raw_ids[i] is the raw id of channel i; None means identity
+    unlabeled_id: int | None = None  # the dataset's raw "unlabeled" id (ADE20K 0, COCO-Stuff 255)
+    unlabeled_to_null: bool = False  # send unlabeled pixels to the all-zero [MASK] vector instead of a channel
+    use_edges: bool = False  # append the 4-neighbour instance-boundary channel (CelebAMask-HQ, COCO-Stuff)
+    class_names: tuple[str, ...] = ()  # for palettes, UIs and reports; may be empty
+    palette: tuple[tuple[int, int, int], ...] = ()  # colour of channel i; may be empty
+
+    @property
+    def channels(self) -> int:
+        return self.num_classes + int(self.use_edges)
+
+
+@dataclass(frozen=True)
+class LabelDiffusionConfig:
+    """Label Diffusion q(y_t | y_0) of SCDM (SPEC §4)."""
+
+    schedule: LabelSchedule = LabelSchedule.CLASSWISE  # NONE turns the model into SDM
+    kappa: tuple[float, ...] = ()  # per-class kappa_c for CLASSWISE; from the training set or a published .npy
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Default generation settings; the reference 25-step mode (SPEC §5)."""
+
+    sampler: Sampler = Sampler.ANCESTRAL  # reference-compatible
+    steps: int = 25  # respaced evaluations
+    guidance: float = 1.5  # classifier-free guidance scale s; 1 disables the null branch
+    extrapolation: float = 0.8  # x0 <- x0 + w (x0 - x0_prev); 0 disables
+    dynamic_threshold: float = 0.95  # quantile of |x0|; 0 means plain clipping to [-1, 1]
+    eta: float = 0.0  # DDIM stochasticity
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything a checkpoint directory needs to rebuild its pipeline."""
+
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    labels: LabelSpec = field(default_factory=LabelSpec)
+    label_diffusion: LabelDiffusionConfig = field(default_factory=LabelDiffusionConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    name: str = ""  # human-readable name shown by the demo and reports
+    dataset: str = ""  # dataset the weights were trained on ("embedded", "ade20k", ...)
+    info: dict[str, Any] = field(default_factory=dict)  # free-form provenance (steps, loss, source file)
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass -> JSON-ready dict (enums become their values, tuples lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def _tuplify(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuplify(v) for v in value)
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build dataclass `cls` from a dict, converting nested configs, enums and tuples; unknown keys are an error."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown fields {unknown}; known fields are {sorted(names)}")
+    hints = {
+        "unet": UNetConfig, "diffusion": DiffusionConfig, "labels": LabelSpec,
+        "label_diffusion": LabelDiffusionConfig, "sampler": SamplerConfig,
+    }
+    enums = {"noise_schedule": NoiseSchedule, "schedule": LabelSchedule, "sampler": Sampler}
+    kwargs = {}
+    for key, value in data.items():
+        if cls is ModelCard and key in hints:
+            kwargs[key] = from_dict(hints[key], value)
+        elif key in enums and cls is not ModelCard:
+            try:
+                kwargs[key] = enums[key](value)
+            except ValueError:
+                choices = [e.value for e in enums[key]]
+                raise ValueError(f"{cls.__name__}.{key}: {value!r} is not one of {choices}") from None
+        elif key == "info":
+            kwargs[key] = value
+        else:
+            kwargs[key] = _tuplify(value)
+    return cls(**kwargs)
+
+
+def card_to_json(card: ModelCard) -> str:
+    return json.dumps(to_dict(card), indent=1)
+
+
+def card_from_json(text: str) -> ModelCard:
+    return from_dict(ModelCard, json.loads(text))

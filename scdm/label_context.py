@@ -1,0 +1,79 @@
+"""The label side of one U-Net forward: SPADE work shared across blocks and reused across calls.
+
+Every SPADE in the decoder resizes the same label y to its feature size and runs its own 3x3 conv on it.
+`LabelContext` resizes y once per resolution and runs the shared convs of all SPADEs at that resolution as
+one fused conv (their weights concatenated). Rows marked `null` (the all-zero guidance label) skip the label
+convs entirely and take the cached null modulation. A context can be kept across sampler steps when y does
+not change (SDM mode), so the label side is computed once per image instead of once per step.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .layers import SPADE
+
+
+class LabelContext:
+    """Label y (B, K, H, W) plus per-SPADE caches of the shared activation and of gamma, beta."""
+
+    def __init__(self, y: torch.Tensor, groups: dict[int, list["SPADE"]], null: torch.Tensor | None = None):
+        self.y = y
+        self.groups = groups  # ds -> SPADE modules at that downsampling factor
+        self.null = None if null is None or not bool(null.any()) else null.to(torch.bool)
+        self._actv: dict[int, torch.Tensor] = {}  # id(spade) -> shared activation of the conditional rows
+        self._mod: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.cacheable = not torch.is_grad_enabled()  # gamma/beta reuse only when nothing needs gradients
+
+    @property
+    def batch(self) -> int:
+        return self.y.shape[0]
+
+    def _conditional_rows(self) -> torch.Tensor:
+        return self.y if self.null is None else self.y[~self.null]
+
+    def _shared_activation(self, spade: "SPADE", size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+        key = id(spade)
+        if key not in self._actv:
+            group = self.groups.get(spade.ds, [spade])
+            if spade not in group:
+                group = [spade]
+            y = self._conditional_rows().to(dtype)
+            y = F.interpolate(y, size=size, mode="nearest") if y.shape[-2:] != size else y  # (B', K, h, w)
+            weight = torch.cat([s.mlp_shared[0].weight for s in group], dim=0).to(dtype)
+            bias = torch.cat([s.mlp_shared[0].bias for s in group], dim=0).to(dtype)
+            actv = torch.relu(F.conv2d(y, weight, bias, padding=1))  # (B', n * hidden, h, w)
+            for s, a in zip(group, actv.split([s.mlp_shared[0].out_channels for s in group], dim=1)):
+                self._actv[id(s)] = a
+        actv = self._actv.pop(key) if not self.cacheable else self._actv[key]
+        assert actv.shape[-2:] == size, "SPADE resolution tags disagree with the feature sizes"
+        return actv
+
+    def modulation(self, spade: "SPADE", h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """gamma, beta (B, C, h, w) for `spade` at the size of feature map `h`."""
+        key = id(spade)
+        if self.cacheable and key in self._mod:
+            return self._mod[key]
+        size = tuple(h.shape[-2:])
+        dtype = h.dtype if h.dtype != torch.float64 else torch.float64
+        if torch.is_autocast_enabled(h.device.type):
+            dtype = torch.get_autocast_dtype(h.device.type)
+        if self.null is None or self.null.all():
+            if self.null is None:
+                gamma, beta = spade.modulation(self._shared_activation(spade, size, dtype))
+            else:
+                g0, b0 = spade.null_modulation(size, torch.empty((), dtype=dtype, device=h.device))
+                gamma, beta = g0.expand(self.batch, -1, -1, -1), b0.expand(self.batch, -1, -1, -1)
+        else:
+            gc, bc = spade.modulation(self._shared_activation(spade, size, dtype))
+            g0, b0 = spade.null_modulation(size, gc)
+            gamma = gc.new_empty((self.batch, *gc.shape[1:]))
+            beta = torch.empty_like(gamma)
+            gamma[~self.null], beta[~self.null] = gc, bc
+            gamma[self.null], beta[self.null] = g0.expand(int(self.null.sum()), -1, -1, -1), b0.expand(int(self.null.sum()), -1, -1, -1)
+        if self.cacheable:
+            self._mod[key] = (gamma, beta)
+        return gamma, beta

@@ -1,0 +1,92 @@
+"""Named model + training presets: the embedded models, a tiny test model and the official 256 px layouts."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .config import LabelDiffusionConfig, LabelSchedule, LabelSpec, ModelCard, SamplerConfig, UNetConfig
+from .train import Precision, TrainConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A model card plus how to train it on the embedded world."""
+
+    card: ModelCard
+    train: TrainConfig = field(default_factory=TrainConfig)
+    train_images: int = 20_000  # procedural training scenes made ahead and kept in memory
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+
+
+def world_labels() -> LabelSpec:
+    """The embedded world's encoding: 12 ADE20K raw ids, unlabeled (raw 0) -> the all-zero vector."""
+    from .world import CLASSES
+
+    return LabelSpec(
+        num_classes=len(CLASSES), raw_ids=tuple(c.id for c in CLASSES), unlabeled_id=0, unlabeled_to_null=True,
+        class_names=tuple(c.name for c in CLASSES), palette=tuple(tuple(c.color) for c in CLASSES),
+    )
+
+
+# Chosen for a 2-core CPU: ~1.7 s per batch of 16 on one thread with bf16 autocast (benchmarks/train_speed.py).
+EMBEDDED_UNET = UNetConfig(
+    image_size=64, model_channels=24, channel_mult=(1, 2, 4, 4), num_res_blocks=1, attention_ds=(4, 8),
+    num_head_channels=32, label_channels=12, spade_hidden=24, groupnorm_groups=8,
+)
+EMBEDDED_TRAIN = TrainConfig(
+    steps=10_000, batch_size=16, lr=2e-4, warmup_steps=200, ema_decay=0.999, cond_drop=0.2,
+    precision=Precision.BF16, seed=0, save_every=250, log_every=25,
+)
+
+
+def _embedded(schedule: LabelSchedule, name: str) -> Preset:
+    card = ModelCard(unet=EMBEDDED_UNET, labels=world_labels(), label_diffusion=LabelDiffusionConfig(schedule),
+                     sampler=SamplerConfig(), name=name, dataset="embedded")
+    return Preset(card, EMBEDDED_TRAIN, threads=1)
+
+
+def _official(label_channels: int, num_classes: int, spec: LabelSpec, name: str) -> ModelCard:
+    unet = UNetConfig(image_size=256, model_channels=256, channel_mult=(1, 1, 2, 2, 4, 4), num_res_blocks=2,
+                      attention_ds=(8, 16, 32), num_head_channels=64, label_channels=label_channels,
+                      spade_hidden=128, groupnorm_groups=32)
+    return ModelCard(unet=unet, labels=spec, label_diffusion=LabelDiffusionConfig(LabelSchedule.CLASSWISE),
+                     name=name, dataset=name)
+
+
+def ade20k_labels() -> LabelSpec:
+    """ADE20K: raw 0 = unlabeled -> index 150, raw k -> k - 1 (SPEC §7)."""
+    return LabelSpec(num_classes=151, raw_ids=tuple(range(1, 151)) + (0,), unlabeled_id=0)
+
+
+def coco_stuff_labels() -> LabelSpec:
+    """COCO-Stuff: raw 0..181 -> themselves, raw 255 (unlabeled) -> 182; plus the instance-edge channel."""
+    return LabelSpec(num_classes=183, raw_ids=tuple(range(182)) + (255,), unlabeled_id=255, use_edges=True)
+
+
+def celebamask_hq_labels() -> LabelSpec:
+    """CelebAMask-HQ: 0 = background .. 18 = cloth; plus the edge channel."""
+    return LabelSpec(num_classes=19, use_edges=True)
+
+
+OFFICIAL_CARDS = {
+    "ade20k": lambda: _official(151, 151, ade20k_labels(), "ade20k"),
+    "celebamask_hq": lambda: _official(20, 19, celebamask_hq_labels(), "celebamask_hq"),
+    "coco_stuff": lambda: _official(184, 183, coco_stuff_labels(), "coco_stuff"),
+}
+
+TINY_UNET = UNetConfig(image_size=32, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(2,),
+                       num_head_channels=16, label_channels=12, spade_hidden=8, groupnorm_groups=4)
+
+PRESETS = {
+    "embedded-scdm": lambda: _embedded(LabelSchedule.CLASSWISE, "embedded-scdm"),
+    "embedded-sdm": lambda: _embedded(LabelSchedule.NONE, "embedded-sdm"),
+    "tiny-scdm": lambda: Preset(
+        replace(_embedded(LabelSchedule.CLASSWISE, "tiny-scdm").card, unet=TINY_UNET),
+        replace(EMBEDDED_TRAIN, steps=20, batch_size=4, save_every=10, log_every=5, precision=Precision.FP32),
+        train_images=64),
+}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
+    return PRESETS[name]()

@@ -1,0 +1,203 @@
+"""Training: hybrid loss, condition dropout, Label Diffusion, AdamW + EMA, resume, DDP through torchrun (SPEC §3-4).
+
+`train(card, config)` runs on one process or on every rank of a `torchrun` job (gloo on CPU, NCCL on GPU); rank 0
+writes. The output directory holds the pipeline checkpoint (`config.json` + EMA `model.safetensors`), refreshed
+at every save, and `train_state.pt` (weights, EMA, optimizer, step) for resuming; both are written atomically.
+"""
+from __future__ import annotations
+
+import enum
+import io
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from .checkpoint import atomic_write_bytes, save_checkpoint
+from .config import LabelDiffusionConfig, LabelSchedule, ModelCard
+from .gaussian import Diffusion, hybrid_loss
+from .label_diffusion import LabelDiffusion, estimate_kappa, label_statistics
+from .labels import encode, raw_to_index
+from .unet import UNet
+
+STATE_NAME = "train_state.pt"
+
+
+class Precision(str, enum.Enum):
+    """Autocast dtype of the forward and backward passes."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"  # fast on GPUs and on CPUs with AVX512-BF16 / AMX
+    FP16 = "fp16"  # GPU only (with a grad scaler)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (SPEC §3: AdamW, lr 1e-4, EMA 0.9999, batch 40, condition dropout 0.2)."""
+
+    steps: int = 10_000  # optimizer steps in total (a resumed run continues up to this)
+    batch_size: int = 16  # global batch per optimizer step, split over ranks and accumulation steps
+    grad_accum: int = 1  # micro-batches per optimizer step on each rank
+    lr: float = 1e-4  # AdamW learning rate (2e-5 for fine-tuning)
+    weight_decay: float = 0.0  # the reference uses none
+    warmup_steps: int = 0  # linear lr warm-up
+    ema_decay: float = 0.9999  # EMA of the weights; small runs want less (0.999)
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) so short runs' EMA is not stale
+    cond_drop: float = 0.2  # fraction of samples whose whole condition is zeroed (classifier-free guidance)
+    hflip: bool = True  # random horizontal flips of image and label
+    precision: Precision = Precision.FP32
+    seed: int = 0  # batches, timesteps, noise and label diffusion all follow from it
+    save_every: int = 500  # steps between checkpoints
+    log_every: int = 50  # steps between progress reports
+    grad_clip: float = 0.0  # max grad norm; 0 disables (the reference does not clip)
+
+
+@dataclass
+class TrainData:
+    """Training arrays kept in memory: labels (N, H, W) raw ids, images (N, H, W, 3) uint8, instances or None."""
+
+    labels: np.ndarray
+    images: np.ndarray
+    instances: np.ndarray | None = None
+
+
+def classwise_kappa(card: ModelCard, data: TrainData, chunk: int = 1024) -> tuple[float, ...]:
+    """kappa_c from the training set's label statistics (`estimate_kappa`); unlabeled forced to 0.5."""
+    k = card.labels.num_classes
+    maps = (raw_to_index(torch.from_numpy(data.labels[i:i + chunk].astype(np.int64)), card.labels)
+            for i in range(0, len(data.labels), chunk))
+    area, presence = label_statistics(maps, k)
+    kappa = estimate_kappa(area, presence)
+    spec = card.labels
+    if spec.unlabeled_id is not None and spec.raw_ids is not None and spec.unlabeled_id in spec.raw_ids and not spec.unlabeled_to_null:
+        kappa[spec.raw_ids.index(spec.unlabeled_id)] = 0.5
+    return tuple(float(v) for v in kappa)
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _save_state(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _batch(data: TrainData, idx: np.ndarray, card: ModelCard, flip: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """x0 (B, 3, H, W) in [-1, 1] and y0 (B, C, H, W) for dataset rows `idx`, flipped where `flip`."""
+    imgs, labs = data.images[idx], data.labels[idx]
+    inst = data.instances[idx] if data.instances is not None else None
+    if flip.any():
+        imgs, labs = imgs.copy(), labs.copy()
+        imgs[flip], labs[flip] = imgs[flip][:, :, ::-1], labs[flip][:, :, ::-1]
+        if inst is not None:
+            inst = inst.copy()
+            inst[flip] = inst[flip][:, :, ::-1]
+    x0 = torch.from_numpy(np.ascontiguousarray(imgs)).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+    y0 = encode(np.ascontiguousarray(labs), card.labels, edges=None if inst is None else np.ascontiguousarray(inst), device=device)
+    return x0, y0
+
+
+def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | Path, *,
+          device: str | torch.device | None = None,
+          on_log: Callable[[dict], None] | None = None) -> Path:
+    """Train (or resume) the model described by `card` on `data`; returns the checkpoint directory."""
+    out_dir = Path(out_dir)
+    rank, world = _dist_info()
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if config.batch_size % (world * config.grad_accum):
+        raise ValueError(f"batch_size {config.batch_size} must be divisible by ranks x grad_accum = {world * config.grad_accum}")
+    if config.precision == Precision.FP16 and device.type != "cuda":
+        raise ValueError("fp16 autocast needs a GPU; use precision bf16 on CPU")
+    if len(data.labels) == 0 or data.labels.shape[:3] != data.images.shape[:3]:
+        raise ValueError(f"training data mismatch: labels {data.labels.shape}, images {data.images.shape}")
+
+    if card.label_diffusion.schedule == LabelSchedule.CLASSWISE and not card.label_diffusion.kappa:
+        card = replace(card, label_diffusion=LabelDiffusionConfig(LabelSchedule.CLASSWISE, classwise_kappa(card, data)))
+    label_diffusion = LabelDiffusion(card.label_diffusion, card.labels.num_classes, card.diffusion.num_timesteps)
+    diffusion = Diffusion.from_config(card.diffusion)
+
+    torch.manual_seed(config.seed)
+    model = UNet(card.unet).to(device)
+    ema = UNet(card.unet).to(device).requires_grad_(False)
+    ema.load_state_dict(model.state_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    step, seen, losses = 0, 0, []
+    state_path = out_dir / STATE_NAME
+    if state_path.is_file():
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step, seen = int(state["step"]), int(state.get("seen", 0))
+    net = DistributedDataParallel(model) if world > 1 else model
+    autocast = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(config.precision)
+    scaler = torch.amp.GradScaler("cuda", enabled=config.precision == Precision.FP16)
+
+    micro = config.batch_size // (world * config.grad_accum)
+    n = len(data.labels)
+    t_start, seen_start, log_t = time.perf_counter(), seen, time.perf_counter()
+    while step < config.steps:
+        # Everything random in step `step` follows from (seed, step), so a resumed run continues identically.
+        rng = np.random.default_rng([config.seed, step])
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)) + rank)
+        order = rng.integers(0, n, size=config.batch_size)
+        flips = rng.random(config.batch_size) < 0.5 if config.hflip else np.zeros(config.batch_size, bool)
+        lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else config.lr
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for a in range(config.grad_accum):
+            lo = (rank * config.grad_accum + a) * micro
+            idx = order[lo:lo + micro]
+            x0, y0 = _batch(data, idx, card, flips[lo:lo + micro], device)
+            t = torch.randint(0, diffusion.num_steps, (micro,), generator=gen).to(device)
+            y_t = label_diffusion.q_sample(y0, t, generator=gen)
+            drop = (torch.rand(micro, generator=gen) < config.cond_drop).to(device)
+            y_t = y_t * (~drop).float()[:, None, None, None]
+            noise = torch.randn(x0.shape, generator=gen).to(device)
+            x_t = diffusion.q_sample(x0, t, noise)
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                out = net(x_t, t.float(), y_t)
+            loss = hybrid_loss(diffusion, out.float(), x0, x_t, t, noise).mean() / config.grad_accum
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the lr or use fp32")
+            scaler.scale(loss).backward()
+            step_loss += loss.item()
+        if config.grad_clip > 0:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        step += 1
+        seen += config.batch_size
+        decay = min(config.ema_decay, (1 + step) / (10 + step)) if config.ema_warmup else config.ema_decay
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm.detach(), 1 - decay)
+        losses.append(step_loss)
+        if on_log is not None and rank == 0 and (step % config.log_every == 0 or step == config.steps):
+            now = time.perf_counter()
+            on_log({"step": step, "steps": config.steps, "loss": float(np.mean(losses)), "lr": lr,
+                    "images_per_s": (seen - seen_start) / max(now - t_start, 1e-9), "elapsed": now - log_t})
+            losses = []
+        if step % config.save_every == 0 or step == config.steps:
+            if rank == 0:
+                info = dict(card.info, train_steps=step, train_images=seen, precision=config.precision.value)
+                save_checkpoint(out_dir, ema.state_dict(), replace(card, info=info))
+                _save_state(state_path, {"model": model.state_dict(), "ema": ema.state_dict(),
+                                         "opt": opt.state_dict(), "step": step, "seen": seen})
+            if world > 1:
+                dist.barrier()
+    return out_dir
+
