@@ -62,6 +62,66 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_label_png(path: Path):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode not in ("L", "P", "I", "I;16"):
+            raise ValueError(f"{path}: label maps must be single-channel index PNGs (mode L, P or I), got {im.mode}")
+        return np.asarray(im).astype(np.int64)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+    from tqdm import tqdm
+
+    from .pipeline import image_seed, load_pipeline
+
+    pipe = load_pipeline(args.checkpoint, device=args.device)
+    files = sorted(p for p in Path(args.labels).glob("*.png"))
+    if not files:
+        raise ValueError(f"no .png label maps in {args.labels}")
+    out = Path(args.out)
+    if out.resolve() == Path(args.labels).resolve():
+        raise ValueError("--out must differ from --labels")
+    out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for n, path in enumerate(tqdm(files, desc="sampling")):
+        targets = [out / f"{path.stem}_{j}.png" for j in range(args.num_samples)]
+        if all(t.exists() for t in targets):
+            continue
+        try:
+            label = _read_label_png(path)
+        except (OSError, ValueError) as e:
+            failed.append(f"{path.name}: {e}")
+            continue
+        seeds = [image_seed(args.seed, n * args.num_samples + j) for j in range(args.num_samples)]
+        imgs = pipe.generate(label[None], num_samples=args.num_samples, steps=args.steps, sampler=args.sampler,
+                             guidance=args.guidance, seed=seeds, label_diffusion=not args.sdm_mode)
+        for img, target in zip(imgs, targets):
+            tmp = target.with_name(f".{target.name}.tmp.png")
+            Image.fromarray(img).save(tmp)
+            os.replace(tmp, target)
+    for line in failed:
+        print(f"skipped {line}", file=sys.stderr)
+    print(f"wrote samples to {out}")
+    return 1 if failed else 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .official import convert_official
+
+    hp = {}
+    for item in args.hparam or []:
+        key, _, value = item.partition("=")
+        hp[key] = value if not value.lower() in ("true", "false") else value.lower() == "true"
+    out = convert_official(args.checkpoint, args.out, preset=args.preset, kappa=args.kappa, **hp)
+    print(f"converted {args.checkpoint} -> {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scdm", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -76,6 +136,26 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--log", help="append step/loss/img_s lines to this file")
     t.add_argument("--install", action="store_true", help="copy the final EMA checkpoint into scdm/weights/PRESET")
     t.set_defaults(fn=_train)
+    s = sub.add_parser("sample", help="generate images for a folder of index-PNG label maps")
+    s.add_argument("--checkpoint", required=True, help="checkpoint directory or bundled name (embedded-scdm)")
+    s.add_argument("--labels", required=True, help="folder of index PNGs with raw dataset ids")
+    s.add_argument("--out", required=True)
+    s.add_argument("--num-samples", type=int, default=1)
+    s.add_argument("--steps", type=int, default=25)
+    s.add_argument("--sampler", default="ancestral", choices=["ancestral", "ddim", "dpmpp_2m"])
+    s.add_argument("--guidance", type=float)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--sdm-mode", action="store_true", help="turn Label Diffusion off")
+    s.add_argument("--device")
+    s.set_defaults(fn=_sample)
+    c = sub.add_parser("convert", help="convert an official SDM/SCDM model.pt into a checkpoint directory")
+    c.add_argument("checkpoint")
+    c.add_argument("out")
+    c.add_argument("--preset", choices=["ade20k", "celebamask_hq", "coco_stuff"])
+    c.add_argument("--kappa", help="published per-class kappa .npy (e.g. ade20k_psiphi.npy) for SCDM")
+    c.add_argument("--hparam", action="append", metavar="NAME=VALUE",
+                   help="official CLI hyper-parameter, e.g. num_channels=128 or channel_mult=1,2,2,4")
+    c.set_defaults(fn=_convert)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
