@@ -39,8 +39,8 @@ def polygon(labels: Tensor, *, spacing: int, gens: Sequence[torch.Generator], in
     b, h, w = labels.shape
     if k == 1:
         return labels.clone()  # every pixel is a vertex
-    oy = torch.tensor(rng.integers(gens, k))  # (B,) grid phase, y then x per map
-    ox = torch.tensor(rng.integers(gens, k))
+    phase = (rng.uniform(gens, 2) * k).long()  # (B, 2) grid phase in [0, k), scaled with the spacing
+    oy, ox = phase[:, 0], phase[:, 1]
     cy, fy, vy = _cell_axis(h, k, oy)
     cx, fx, vx = _cell_axis(w, k, ox)
     dev = labels.device

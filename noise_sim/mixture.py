@@ -35,7 +35,7 @@ CARELESS_USER: tuple[Part, ...] = (
     Part(geometric.POLYGON, probability=0.3, weight=0.6, sees_instances=False),
     Part(geometric.SHAKY, probability=0.8, weight=0.7, sees_instances=False),
     Part(painting.OVERPAINT, probability=0.5, weight=0.6, sees_instances=False),
-    Part(painting.UNDERPAINT, probability=0.5, weight=0.6, sees_instances=False),
+    Part(painting.UNDERPAINT, probability=0.4, weight=0.5, sees_instances=False),
 )
 
 

@@ -3,7 +3,8 @@ nearest-pixel transforms, 4-connected components and per-map class ranks.
 
 Every function takes (B, H, W) tensors, works on any device, uses only integer and boolean arithmetic
 (so CPU and GPU agree bit for bit) and never loops over pixels in Python.
-Notation: "diamond of radius r" = the Manhattan ball {|dy| + |dx| <= r}; "L1" = Manhattan distance.
+Notation: "diamond of radius r" = the Manhattan ball {|dy| + |dx| <= r}; "L1" = Manhattan distance;
+"steps" alternate 4- and 8-neighbour moves (octagonal balls, close to discs).
 """
 
 from __future__ import annotations
@@ -43,42 +44,55 @@ def _cross(x: Tensor) -> Tensor:
         (out[:, 1:, :], x[:, :-1, :]), (out[:, :-1, :], x[:, 1:, :]),
         (out[:, :, 1:], x[:, :, :-1]), (out[:, :, :-1], x[:, :, 1:]),
     ):
-        if x.dtype == torch.bool:
-            dst |= src
-        else:
-            torch.maximum(dst, src, out=dst)
+        _combine(dst, src)
     return out
 
 
-def capped_distance(mask: Tensor, cap: int) -> Tensor:
-    """min(L1 distance to the nearest True pixel, cap): (B, H, W) uint8 (int16 for cap > 100).
+def _square(x: Tensor) -> Tensor:
+    """One 8-neighbour step (3 x 3 max), done separably: rows, then columns."""
+    rows = x.clone()
+    _combine(rows[:, :, 1:], x[:, :, :-1])
+    _combine(rows[:, :, :-1], x[:, :, 1:])
+    out = rows.clone()
+    _combine(out[:, 1:, :], rows[:, :-1, :])
+    _combine(out[:, :-1, :], rows[:, 1:, :])
+    return out
 
-    Separable: a row pass then a column pass of the min-plus |.| filter, each by doubling shifts
-    d[j] = min(d[j], d[j -+ s] + s) for s = 1, 2, 4, ... (exact for every offset below 2 s_max).
+
+def _combine(dst: Tensor, src: Tensor) -> None:
+    """dst <- dst OR src (bool) or max(dst, src) (integers), in place."""
+    if dst.dtype == torch.bool:
+        dst |= src
+    else:
+        torch.maximum(dst, src, out=dst)
+
+
+def step_distance(mask: Tensor, cap: int) -> Tensor:
+    """Steps to the nearest True pixel, capped at ``cap``: (B, H, W) uint8 (int16 for cap > 255).
+
+    Steps alternate 4- and 8-neighbour moves, as in ``spread_max``, so the balls are octagons (near-discs)
+    rather than L1 diamonds.
     """
-    dtype = torch.uint8 if cap <= 100 else torch.int16
-    dist = torch.full(mask.shape, cap, dtype=dtype, device=mask.device).masked_fill_(mask, 0)
-    for dim in (2, 1):
-        n, s = dist.shape[dim], 1
-        while s <= cap and s < n:
-            for dst, src in ((slice(s, None), slice(None, -s)), (slice(None, -s), slice(s, None))):
-                index = (slice(None), dst, slice(None)) if dim == 1 else (slice(None), slice(None), dst)
-                source = (slice(None), src, slice(None)) if dim == 1 else (slice(None), slice(None), src)
-                view = dist[index]
-                torch.minimum(view, dist[source] + s, out=view)
-            s *= 2
-    return dist.clamp_(max=cap)
+    dist = torch.zeros(mask.shape, dtype=torch.uint8 if cap < 256 else torch.int16, device=mask.device)
+    reached = mask
+    for k in range(cap):  # dist counts the steps at which the pixel is still unreached
+        if k:
+            reached = _cross(reached) if k % 2 else _square(reached)
+        dist += ~reached
+    return dist
 
 
 def spread_max(values: Tensor, steps: Tensor) -> Tensor:
-    """Grow the larger values into their neighbours, one L1 step at a time, where ``steps`` allows.
+    """Grow the larger values into their neighbours, one step at a time, where ``steps`` allows.
 
-    Step k updates a pixel to the max over its cross only if k <= steps there; so a pixel can take a value
-    from up to ``steps`` away (along a path of accepting pixels). More steps never lower any pixel.
+    Steps alternate 4- and 8-neighbour moves (octagonal balls, close to discs). Step k updates a pixel
+    to the max over its neighbourhood only if k <= steps there, so a value travels up to ``steps`` steps
+    along accepting pixels. More steps never lower any pixel.
     """
     most = int(steps.max()) if steps.numel() else 0
     for k in range(1, most + 1):
-        values = torch.where(steps >= k, _cross(values), values)
+        grown = _cross(values) if k % 2 else _square(values)
+        values = torch.where(steps >= k, grown, values)
     return values
 
 

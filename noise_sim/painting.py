@@ -1,7 +1,7 @@
 """Brush errors: strokes that bleed into neighbours, stop short of boundaries, or only scribble a region.
 
-Stroke widths vary smoothly along each boundary: a smooth random field m(p) in [0.25, 1] scales the
-brush ``radius`` (``wavelength`` px between independent values). Distances are Manhattan (L1) steps.
+Stroke widths vary smoothly along each boundary: a smooth random field m(p) scales the brush ``radius``
+(``wavelength`` px between independent values).
 Changed sets are nested in ``radius`` / ``erase``, so the changed fraction never drops as severity grows.
 """
 
@@ -30,14 +30,15 @@ def _chosen_classes(labels: Tensor, gens: Sequence[torch.Generator], fraction: f
     return u, u < fraction
 
 
-def _reach(gens: Sequence[torch.Generator], h: int, w: int, radius: float, wavelength: float) -> Tensor:
-    """Brush reach per pixel, radius * m(p) with m a smooth field in [0.25, 1]: (B, H, W) float32, CPU."""
-    return radius * (0.25 + 0.75 * rng.smooth_uniform(gens, h, w, wavelength))
+def _reach(gens: Sequence[torch.Generator], h: int, w: int, radius: float, wavelength: float,
+           low: float) -> Tensor:
+    """Brush reach per pixel, radius * m(p) with m a smooth field in [low, 1]: (B, H, W) float32, CPU."""
+    return radius * (low + (1 - low) * rng.smooth_uniform(gens, h, w, wavelength))
 
 
 def overpaint(labels: Tensor, *, radius: float, fraction: float, wavelength: float,
               gens: Sequence[torch.Generator], instances: Tensor | None, unlabeled: int) -> Tensor:
-    """Chosen classes bleed: each spreads up to the local reach (L1 steps) over its neighbours.
+    """Chosen classes bleed: each spreads up to the local reach (near-disc steps) over its neighbours.
 
     Where two chosen classes meet, the one with the smaller draw paints over the other.
     """
@@ -46,7 +47,8 @@ def overpaint(labels: Tensor, *, radius: float, fraction: float, wavelength: flo
     wavelength = check_float("wavelength", wavelength, 1.0)
     _, h, w = labels.shape
     u, chosen = _chosen_classes(labels, gens, fraction, unlabeled)
-    steps = _reach(gens, h, w, radius, wavelength).floor_().to(torch.uint8 if radius < 255 else torch.int16)
+    steps = _reach(gens, h, w, radius, wavelength, 0.25).floor_()
+    steps = steps.to(torch.uint8 if radius < 255 else torch.int16)
     # priority 1..n per map (smaller draw -> higher), 0 for classes that do not bleed
     order = torch.where(chosen, u, torch.full_like(u, 2.0)).argsort(dim=1, stable=True)  # (B, M)
     n_chosen = chosen.sum(1, keepdim=True)
@@ -65,9 +67,11 @@ def overpaint(labels: Tensor, *, radius: float, fraction: float, wavelength: flo
 
 def underpaint(labels: Tensor, *, radius: float, fraction: float, wavelength: float,
                gens: Sequence[torch.Generator], instances: Tensor | None, unlabeled: int) -> Tensor:
-    """Strokes of chosen classes stop short: pixels closer than the reach to a boundary become unlabeled.
+    """Strokes of chosen classes stop short: the outermost floor(reach) pixel rows become unlabeled.
 
-    Boundaries are those of ``instances`` when given, else of the labels (both sides, as in ``edge``).
+    The reach varies smoothly in [0, radius], so strokes touch the boundary in places and fall well short
+    in others. Boundaries are those of ``instances`` when given, else of the labels (both sides, as in
+    ``edge``); distances count near-disc steps.
     """
     radius = check_float("radius", radius, 0.0)
     fraction = check_float("fraction", fraction, 0.0, 1.0)
@@ -75,10 +79,10 @@ def underpaint(labels: Tensor, *, radius: float, fraction: float, wavelength: fl
     _, h, w = labels.shape
     _, chosen = _chosen_classes(labels, gens, fraction, unlabeled)
     stopping = morph.lookup(chosen.to(labels.device), labels)
-    reach = _reach(gens, h, w, radius, wavelength).to(labels.device)
+    layers = _reach(gens, h, w, radius, wavelength, 0.0).floor_().to(labels.device)  # rows of pixels left out
     source = instances if instances is not None else labels
-    dist = morph.capped_distance(morph.edges4(source), math.ceil(radius))  # 0 on the boundary itself
-    return labels.masked_fill(stopping & (dist < reach), unlabeled)
+    dist = morph.step_distance(morph.edges4(source), math.ceil(radius))  # 0 on the boundary itself
+    return labels.masked_fill(stopping & (dist < layers), unlabeled)
 
 
 def scribble(labels: Tensor, *, erase: float, width: int, wavelength: float, gens: Sequence[torch.Generator],
@@ -113,19 +117,19 @@ OVERPAINT = Kind(
     name="overpaint",
     apply=overpaint,
     defaults={"radius": 6.0},
-    from_severity=lambda s: {"radius": 16.0 * s},
+    from_severity=lambda s: {"radius": 12.0 * s},
     options={"fraction": 0.5, "wavelength": 32.0},
     summary="brush strokes that bleed: a random half of the classes spill into their neighbours",
-    severity_rule="radius = 16 s px (reach varies smoothly in [radius/4, radius])",
+    severity_rule="radius = 12 s px (reach varies smoothly in [radius/4, radius])",
 )
 UNDERPAINT = Kind(
     name="underpaint",
     apply=underpaint,
     defaults={"radius": 4.0},
     from_severity=lambda s: {"radius": 12.0 * s},
-    options={"fraction": 1.0, "wavelength": 32.0},
+    options={"fraction": 0.75, "wavelength": 32.0},
     summary="brush strokes that stop short: regions shrink from their boundaries, leaving unlabeled gaps",
-    severity_rule="radius = 12 s px (gap varies smoothly in [radius/4, radius])",
+    severity_rule="radius = 12 s px (gap varies smoothly in [0, radius])",
 )
 SCRIBBLE = Kind(
     name="scribble",
