@@ -1,0 +1,254 @@
+"""The Gradio page: paint or upload a label, corrupt it, and compare SCDM and SDM side by side.
+
+`build_app(scdm, sdm)` lays the page out and wires events to `Handlers`; `launch` serves it through
+Gradio's queue with an upload size limit. User mistakes become `gr.Error` messages, never stack traces.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from typing import Any, Callable, Iterator
+
+import gradio as gr
+
+from scdm.pipeline import Pipeline
+
+from .canvas import make_editor
+from .editing import NUM_EXAMPLES, example_scene
+from .handlers import Handlers, Models
+from .labelmap import MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE
+from .noise import NONE, corruption_choices, describe
+from .settings import MAX_SAMPLES, MAX_SEED, SAMPLERS, GenerateSettings
+from .views import DISPLAY_SIDE, upscale
+
+log = logging.getLogger(__name__)
+
+UI_MAX_STEPS = 100  # the slider's range; the API accepts up to settings.MAX_STEPS
+CSS = """
+.scdm-legend {display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em}
+.scdm-swatch i {display: inline-block; width: 14px; height: 14px; margin-right: 4px; vertical-align: middle;
+                border: 1px solid #8888}
+.scdm-pixel img {image-rendering: pixelated}
+"""
+
+INTRO = """# Robust semantic image synthesis: SCDM vs SDM
+Paint a rough scene (or upload a label map, or pick an example), optionally corrupt it the way a careless
+annotator would, and compare the robust **SCDM** (label diffusion) with the standard **SDM** on the same label.
+"""
+
+
+def _as_gr_error(e: BaseException) -> gr.Error:
+    """A user-facing error: ValueErrors verbatim, anything else logged and summarised."""
+    if isinstance(e, gr.Error):
+        return e
+    if isinstance(e, ValueError):
+        return gr.Error(str(e))
+    log.exception("demo handler failed")
+    return gr.Error(f"internal error ({type(e).__name__}); the server is still running, details are in its log")
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a handler so that every exception reaches the browser as a clear gr.Error."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 - the server must keep serving
+            raise _as_gr_error(e) from None
+    return wrapper
+
+
+def guarded_stream(fn: Callable[..., Iterator[dict[str, Any]]], targets: dict[str, Any]) -> Callable[..., Any]:
+    """Wrap a generator of {name: value} updates into one of {component: value} with clear errors."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> Iterator[dict[Any, Any]]:
+        try:
+            for update in fn(*args):
+                yield {targets[k]: v for k, v in update.items() if k in targets}
+        except Exception as e:  # noqa: BLE001
+            raise _as_gr_error(e) from None
+    return wrapper
+
+
+def _settings_row(defaults: GenerateSettings) -> tuple[Any, ...]:
+    with gr.Row(equal_height=True):
+        n = gr.Slider(1, MAX_SAMPLES, value=defaults.num_samples, step=1, label="Samples per model")
+        sampler = gr.Dropdown(list(SAMPLERS), value=defaults.sampler, label="Sampler")
+        steps = gr.Slider(1, UI_MAX_STEPS, value=defaults.steps, step=1, label="Steps")
+        guidance = gr.Slider(0.0, 10.0, value=defaults.guidance, step=0.1, label="Guidance")
+        with gr.Column(min_width=200):
+            seed = gr.Number(defaults.seed, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
+            dice = gr.Button("🎲 Randomize", size="sm", elem_id="randomize")
+    return n, sampler, steps, guidance, seed, dice
+
+
+def _model_column(slot: str, pipe: Pipeline | None, prefix: str) -> tuple[Any, Any]:
+    title = f"### {slot}" + (f" — `{pipe.card.name}`" if pipe is not None else " — not loaded")
+    sub = "robust: label diffusion" if slot == "SCDM" else "standard: clean-label conditioning"
+    with gr.Column(visible=True):
+        gr.Markdown(f"{title}\n{sub}")
+        preview = gr.Image(label=f"{slot}: x̂₀ (top) and y_t (bottom) while sampling", interactive=False,
+                           format="png", elem_classes="scdm-pixel", elem_id=f"{prefix}{slot.lower()}-preview")
+        gallery = gr.Gallery(label=f"{slot} samples", columns=4, rows=1, height=240, format="png", interactive=False,
+                             elem_id=f"{prefix}{slot.lower()}-gallery", elem_classes="scdm-pixel")
+    return preview, gallery
+
+
+def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, defaults: GenerateSettings = GenerateSettings(),
+              min_preview_interval: float = 0.2, concurrency: int = 1) -> gr.Blocks:
+    """The demo page for one or two pipelines (the SCDM and SDM slots are chosen by each model's card)."""
+    models = Models.of(*[p for p in (scdm, sdm) if p is not None])
+    h = Handlers(models, min_preview_interval=min_preview_interval)
+    table, size = models.table, models.size
+    T = models.primary.card.diffusion.num_timesteps
+    start = example_scene(0, size).label if h.examples_available() else None
+    gen_kw = dict(concurrency_id="models", concurrency_limit=concurrency)
+
+    with gr.Blocks(title="SCDM vs SDM", delete_cache=(3600, 3600)) as app:
+        app.handlers = h  # for tests and for cleanup at exit
+        gr.Markdown(INTRO + "\nModels: " + ", ".join(f"**{k}** `{v}`" for k, v in models.names().items())
+                    + f" · {size} px · {len(table.class_ids)} classes")
+        n, sampler, steps, guidance, seed, dice = _settings_row(defaults)
+
+        with gr.Tabs():
+            with gr.Tab("Draw & generate", id="draw"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        with gr.Tabs():
+                            with gr.Tab("Paint", id="paint"):
+                                editor = make_editor(table, size, start, label="Canvas: paint with the class colours",
+                                                     elem_id="canvas")
+                                with gr.Row():
+                                    fill_class = gr.Dropdown(list(table.names), value=table.names[0],
+                                                             label="Fill the whole canvas with", scale=3)
+                                    fill_btn = gr.Button("Fill canvas", size="sm", scale=1, elem_id="fill")
+                            with gr.Tab("Upload", id="upload"):
+                                upload = gr.File(label="Label map", file_types=["image"], type="filepath",
+                                                 elem_id="upload")
+                                gr.Markdown(
+                                    f"An index PNG of raw dataset ids (8 or 16 bit), a palette PNG, or a colour-coded "
+                                    f"image in the palette below (JPEG works, PNG is exact). {MIN_SIDE}..{MAX_SIDE} px "
+                                    f"per side and at most {MAX_FILE_BYTES // 2**20} MiB; resized to {size} px.")
+                                upload_report = gr.Markdown(elem_id="upload-report")
+                            with gr.Tab("Examples", id="examples", visible=h.examples_available()):
+                                ex_gallery = gr.Gallery(h.example_gallery(), columns=4, allow_preview=False,
+                                                        label="Embedded-world test scenes: click one to load it",
+                                                        elem_id="examples")
+                        gr.HTML(table.legend_html())
+                    with gr.Column(scale=2):
+                        decoded = gr.Image(label="Label the models receive (before corruption)", interactive=False,
+                                           format="png", elem_id="decoded", height=DISPLAY_SIDE + 40)
+                        canvas_report = gr.Markdown(elem_id="canvas-report")
+                        with gr.Row():
+                            corruption = gr.Dropdown(corruption_choices(), value=defaults.corruption,
+                                                     label="Corruption", elem_id="corruption")
+                            severity = gr.Slider(0.0, 1.0, value=defaults.severity, step=0.05, label="Severity")
+                        corruption_note = gr.Markdown(describe(defaults.corruption))
+                        corrupted = gr.Image(label="What a careless user drew (the models get this)",
+                                             interactive=False, format="png", elem_id="corrupted",
+                                             height=DISPLAY_SIDE + 40)
+                go = gr.Button("Generate with SCDM and SDM", variant="primary", elem_id="generate")
+                with gr.Row():
+                    scdm_preview, scdm_gallery = _model_column("SCDM", models.scdm, "")
+                    sdm_preview, sdm_gallery = _model_column("SDM", models.sdm, "")
+                info = gr.Markdown(label="info", elem_id="info")
+                files = gr.File(label="Downloads: images, label (index PNG), settings JSON", file_count="multiple",
+                                interactive=False, elem_id="downloads", height=180)
+
+            with gr.Tab("Edit a scene", id="edit", visible=h.examples_available()):
+                gr.Markdown("Pick an example, repaint part of its label, and regenerate only the repainted "
+                            "region; the rest of the scene image is kept (SDM's semantic editing).")
+                ex_index = gr.Slider(0, NUM_EXAMPLES - 1, value=0, step=1, label="Example")
+                with gr.Row():
+                    scene_img = gr.Image(upscale(example_scene(0, size).image) if start is not None else None,
+                                         label="Scene image", interactive=False, format="png")
+                    edit_editor = make_editor(table, size, start, label="Repaint the label", elem_id="edit-canvas")
+                    mask_img = gr.Image(label="Region to regenerate", interactive=False, format="png")
+                edit_go = gr.Button("Regenerate the repainted region", variant="primary", elem_id="edit-generate")
+                with gr.Row():
+                    e_scdm_preview, e_scdm_gallery = _model_column("SCDM", models.scdm, "edit-")
+                    e_sdm_preview, e_sdm_gallery = _model_column("SDM", models.sdm, "edit-")
+                edit_info = gr.Markdown()
+                edit_files = gr.File(label="Downloads", file_count="multiple", interactive=False, height=180)
+
+            with gr.Tab("Label Diffusion", id="explainer"):
+                gr.Markdown(
+                    "SCDM trains and samples with a *diffused* label y_t: at step t each pixel of class c keeps "
+                    "its label with probability gamma_t(c) and otherwise becomes [MASK] (grey checkerboard). "
+                    "Large, common classes are dropped early and small, rare ones late, so the model learns to "
+                    "fill in and correct labels: a careless drawing looks like an early y_t. This shows one draw "
+                    f"of y_t for the current (corrupted) label under `{models.primary.card.name}`'s schedule.")
+                t_slider = gr.Slider(0, T, value=T // 2, step=10, label="t", elem_id="t")
+                with gr.Row():
+                    yt_img = gr.Image(label="y_t", interactive=False, format="png", elem_id="yt")
+                    keep_md = gr.Markdown()
+                curves = gr.LinePlot(x="t", y="keep probability", color="class", label="gamma_t(c) per class",
+                                     height=260)
+
+        # Hidden API-only inputs: `/generate` takes a label map file and plain values, validated by us.
+        with gr.Group(visible=False):
+            api_file = gr.File(type="filepath", label="label_map")
+            api_corruption = gr.Textbox(label="corruption")
+            api_severity = gr.Number(label="severity")
+            api_sampler = gr.Textbox(label="sampler")
+            api_steps = gr.Number(label="steps")
+            api_guidance = gr.Number(label="guidance")
+            api_seed = gr.Number(label="seed")
+            api_n = gr.Number(label="num_samples")
+            api_btn = gr.Button("generate (API)")
+
+        # --- wiring -----------------------------------------------------------------------------------------
+        refresh_in = [editor, corruption, severity, seed, t_slider]
+        refresh_out = [decoded, canvas_report, corrupted, corruption_note, yt_img, keep_md, curves]
+        refresh = dict(fn=guarded(h.refresh), inputs=refresh_in, outputs=refresh_out, api_visibility="private",
+                       show_progress="hidden", trigger_mode="always_last", concurrency_limit=4)
+        gr.on([editor.change, editor.input, editor.apply, corruption.change, severity.release, seed.change, t_slider.release, app.load],
+              **refresh)
+
+        def on_upload(path: str | None) -> tuple[Any, str]:
+            try:
+                value, report = h.upload(path)
+                return value, report
+            except ValueError as e:
+                gr.Warning(str(e))
+                return gr.skip(), f"⚠️ {e}"
+
+        upload.upload(guarded(on_upload), [upload], [editor, upload_report], api_visibility="private")
+        fill_btn.click(guarded(h.fill), [fill_class], [editor], api_visibility="private")
+        def on_example(evt: gr.SelectData) -> Any:
+            return h.example(evt.index)
+
+        ex_gallery.select(guarded(on_example), None, [editor], api_visibility="private")
+        dice.click(lambda: random.randint(0, MAX_SEED), None, [seed], api_visibility="private")
+
+        gen_targets = {"SCDM preview": scdm_preview, "SCDM gallery": scdm_gallery, "SDM preview": sdm_preview,
+                       "SDM gallery": sdm_gallery, "info": info, "files": files}
+        go.click(guarded_stream(h.generate_stream, gen_targets),
+                 [editor, corruption, severity, sampler, steps, guidance, seed, n], list(gen_targets.values()),
+                 api_visibility="private", **gen_kw)
+
+        def on_example_index(index: float) -> tuple[Any, Any, Any]:
+            scene = example_scene(int(index), size)
+            return upscale(scene.image), h.example(int(index)), None
+
+        ex_index.change(guarded(on_example_index), [ex_index], [scene_img, edit_editor, mask_img],
+                        api_visibility="private")
+        edit_targets = {"SCDM preview": e_scdm_preview, "SCDM gallery": e_scdm_gallery, "SDM preview": e_sdm_preview,
+                        "SDM gallery": e_sdm_gallery, "info": edit_info, "files": edit_files, "mask": mask_img}
+        edit_go.click(guarded_stream(h.edit_stream, edit_targets),
+                      [ex_index, edit_editor, sampler, steps, guidance, seed, n], list(edit_targets.values()),
+                      api_visibility="private", **gen_kw)
+
+        api_btn.click(guarded(h.generate_api),
+                      [api_file, api_corruption, api_severity, api_sampler, api_steps, api_guidance, api_seed, api_n],
+                      [scdm_gallery, sdm_gallery, info], api_name="generate", **gen_kw)
+    return app
+
+
+def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
+           max_queue: int = 32, prevent_thread_lock: bool = False, quiet: bool = False) -> Any:
+    """Serve through the queue (several users share the models) with the upload size limit."""
+    app.queue(max_size=max_queue, default_concurrency_limit=4)
+    return app.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_BYTES, css=CSS,
+                      show_error=False, prevent_thread_lock=prevent_thread_lock, quiet=quiet, ssr_mode=False)

@@ -1,0 +1,276 @@
+"""What each control of the demo does: pure functions of the inputs, returning arrays, markdown and file paths.
+
+`app.py` lays the page out and wires these to events; errors here are `ValueError`s with a message for
+the user (the app turns them into `gr.Error`s).
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from scdm.pipeline import Pipeline
+
+from . import explainer
+from .canvas import canvas_value, decode_canvas
+from .classes import ClassTable
+from .editing import NUM_EXAMPLES, example_scene, examples_supported, repaint_mask
+from .labelmap import DecodedLabel, decode_file, index_png
+from .noise import NONE, apply_corruption, describe
+from .runner import Inpaint, Preview, Result, generate, stream_generate
+from .settings import GenerateSettings, settings_json
+from .views import label_view, mask_view, strip, upscale
+
+PREVIEW_SIDE = 128  # px per sample in the streamed previews
+KEEP_REQUESTS = 64  # download folders kept on disk; older ones are deleted
+
+
+@dataclass(frozen=True)
+class Models:
+    """The pipelines side by side (either may be absent) and the label space they share."""
+
+    scdm: Pipeline | None
+    sdm: Pipeline | None
+    table: ClassTable
+    size: int  # model resolution in px
+
+    @classmethod
+    def of(cls, *pipes: Pipeline) -> Models:
+        """Sort pipelines into the SCDM and SDM slots and check that they read the same labels."""
+        scdm = [p for p in pipes if p.is_scdm]
+        sdm = [p for p in pipes if not p.is_scdm]
+        if not pipes or len(scdm) > 1 or len(sdm) > 1:
+            raise ValueError(f"give one SCDM and/or one SDM model; got {len(scdm)} SCDM and {len(sdm)} SDM "
+                             f"(an SCDM checkpoint has a label-diffusion schedule, SDM has 'none')")
+        first = pipes[0]
+        for p in pipes[1:]:
+            a, b = first.card, p.card
+            if (a.labels.raw_ids, a.labels.num_classes, a.labels.unlabeled_id, a.labels.unlabeled_to_null) != \
+                    (b.labels.raw_ids, b.labels.num_classes, b.labels.unlabeled_id, b.labels.unlabeled_to_null):
+                raise ValueError(f"{a.name!r} and {b.name!r} use different label encodings; compare models "
+                                 f"trained on the same dataset")
+            if a.unet.image_size != b.unet.image_size:
+                raise ValueError(f"{a.name!r} works at {a.unet.image_size} px and {b.name!r} at "
+                                 f"{b.unet.image_size} px; compare models of one resolution")
+        return cls(scdm[0] if scdm else None, sdm[0] if sdm else None,
+                   ClassTable.from_spec(first.card.labels), first.card.unet.image_size)
+
+    def slots(self) -> list[tuple[str, Pipeline | None]]:
+        """[("SCDM", pipe or None), ("SDM", pipe or None)] in display order."""
+        return [("SCDM", self.scdm), ("SDM", self.sdm)]
+
+    @property
+    def primary(self) -> Pipeline:
+        """The model whose schedule the explainer shows (SCDM when present)."""
+        return self.scdm or self.sdm  # type: ignore[return-value]
+
+    def names(self) -> dict[str, str]:
+        return {slot: (p.card.name or "unnamed") for slot, p in self.slots() if p is not None}
+
+
+@dataclass
+class OutputStore:
+    """Per-request download folders under one temporary root; only the newest KEEP_REQUESTS are kept."""
+
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="scdm-demo-")))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _dirs: list[Path] = field(default_factory=list)
+
+    def new_dir(self) -> Path:
+        with self._lock:
+            d = Path(tempfile.mkdtemp(dir=self.root, prefix="req-"))
+            self._dirs.append(d)
+            while len(self._dirs) > KEEP_REQUESTS:
+                shutil.rmtree(self._dirs.pop(0), ignore_errors=True)
+            return d
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _save_png(path: Path, image: np.ndarray) -> str:
+    Image.fromarray(image).save(path)
+    return str(path)
+
+
+def preview_image(p: Preview, side: int = PREVIEW_SIDE) -> np.ndarray:
+    """Top row x̂_0 of every sample, bottom row y_t (what the conditional branch saw), upscaled."""
+    top = strip([upscale(x, side) for x in p.x0])
+    if p.y_t is None:
+        return top
+    bottom = strip([upscale(y, side) for y in p.y_t])
+    return np.concatenate([top, np.full((4, top.shape[1], 3), 255, np.uint8), bottom], 0)
+
+
+@dataclass(frozen=True)
+class Handlers:
+    """The demo's actions over one set of models."""
+
+    models: Models
+    store: OutputStore = field(default_factory=OutputStore)
+    min_preview_interval: float = 0.2  # s between streamed previews per model
+
+    @property
+    def table(self) -> ClassTable:
+        return self.models.table
+
+    # --- labels ---------------------------------------------------------------------------------------------
+    def decode_editor(self, value: dict[str, Any] | None) -> DecodedLabel:
+        return decode_canvas(value, self.table, self.models.size)
+
+    def upload(self, path: str | None) -> tuple[dict[str, Any], str]:
+        """An uploaded file -> (canvas value showing the decoded label, report markdown)."""
+        if not path:
+            raise ValueError("no file received: choose a label map image")
+        dec = decode_file(path, self.table, self.models.size)
+        return canvas_value(dec.label, self.table, self.models.size), dec.report()
+
+    def fill(self, class_name: str) -> dict[str, Any]:
+        """Canvas value filled with one class (the fill tool)."""
+        if class_name not in self.table.names:
+            raise ValueError(f"unknown class {class_name!r}; choose one of {list(self.table.names)}")
+        rid = self.table.raw_ids[self.table.names.index(class_name)]
+        return canvas_value(np.full((self.models.size,) * 2, rid, np.int64), self.table, self.models.size)
+
+    def examples_available(self) -> bool:
+        return examples_supported(self.table, self.models.size)
+
+    def example_gallery(self) -> list[tuple[np.ndarray, str]]:
+        """(label view, caption) per embedded example."""
+        if not self.examples_available():
+            return []
+        return [(label_view(example_scene(i, self.models.size).label, self.table), f"example {i}")
+                for i in range(NUM_EXAMPLES)]
+
+    def example(self, index: int) -> dict[str, Any]:
+        """Canvas value of embedded example `index`."""
+        if not self.examples_available():
+            raise ValueError("this model's classes do not cover the embedded world, so there are no examples")
+        return canvas_value(example_scene(int(index), self.models.size).label, self.table, self.models.size)
+
+    def refresh(self, value: dict[str, Any] | None, corruption: str, severity: float, seed: Any,
+                t: float) -> tuple[Any, str, Any, str, Any, str, pd.DataFrame]:
+        """Canvas -> (clean label view, report, corrupted view, corruption note, y_t view, keep table, curves)."""
+        blank = np.full((1, 1, 3), 255, np.uint8)
+        empty_df = pd.DataFrame(columns=["t", "keep probability", "class"])
+        try:
+            dec = self.decode_editor(value)
+        except ValueError as e:
+            return blank, f"⚠️ {e}", blank, "", blank, "", empty_df
+        try:
+            settings = GenerateSettings.parse(corruption=corruption, severity=severity, seed=seed)
+            noisy = apply_corruption(dec.label, settings.corruption, settings.severity, settings.seed, self.table)
+        except ValueError as e:
+            return label_view(dec.label, self.table), dec.report(), blank, f"⚠️ {e}", blank, "", empty_df
+        changed = float((noisy != dec.label).mean())
+        note = describe(settings.corruption)
+        if settings.corruption != NONE:
+            note += f"\n\nchanged {100 * changed:.1f}% of the pixels (seed {settings.seed})"
+        pipe = self.models.primary
+        t = int(np.clip(float(t or 0), 0, pipe.card.diffusion.num_timesteps))
+        return (label_view(dec.label, self.table), dec.report(), label_view(noisy, self.table), note,
+                explainer.diffused_label(pipe, noisy, t, self.table, settings.seed),
+                explainer.keep_table(pipe, noisy, t, self.table), explainer.gamma_curves(pipe, noisy, self.table))
+
+    # --- generation -----------------------------------------------------------------------------------------
+    def _write_downloads(self, results: dict[str, Result], clean: np.ndarray, noisy: np.ndarray,
+                         settings: GenerateSettings, edit: dict[str, Any] | None = None) -> list[str]:
+        d = self.store.new_dir()
+        files = []
+        for slot, res in results.items():
+            files += [_save_png(d / f"{slot.lower()}_{k}.png", img) for k, img in enumerate(res.images)]
+        (d / "label.png").write_bytes(index_png(clean))
+        files.append(str(d / "label.png"))
+        files.append(_save_png(d / "label_color.png", self.table.colorize(clean)))
+        if settings.corruption != NONE:
+            files.append(_save_png(d / "label_corrupted_color.png", self.table.colorize(noisy)))
+        text = settings_json(settings, models=self.models.names(), label=clean, label_file="label.png", edit=edit)
+        (d / "settings.json").write_text(text)
+        files.append(str(d / "settings.json"))
+        return files
+
+    def info(self, results: dict[str, Result], settings: GenerateSettings, clean: np.ndarray,
+             noisy: np.ndarray, extra: str = "") -> str:
+        """Markdown: latency per model and the settings."""
+        lines = []
+        for slot, pipe in self.models.slots():
+            if pipe is None:
+                lines.append(f"- **{slot}**: no model loaded")
+            elif slot in results:
+                r = results[slot]
+                lines.append(f"- **{slot}** (`{pipe.card.name}`): {len(r.images)} images in {r.seconds:.2f} s "
+                             f"({settings.steps / max(r.seconds, 1e-9):.1f} steps/s)")
+        s = settings
+        lines.append(f"- sampler `{s.sampler}`, {s.steps} steps, guidance {s.guidance:g}, seed {s.seed}, "
+                     f"{s.num_samples} samples per model")
+        if s.corruption != NONE:
+            lines.append(f"- corruption `{s.corruption}` at severity {s.severity:g}: "
+                         f"{100 * float((noisy != clean).mean()):.1f}% of the pixels changed")
+        if extra:
+            lines.append(f"- {extra}")
+        return "\n".join(lines)
+
+    def generate_stream(self, value: dict[str, Any] | None, corruption: Any, severity: Any, sampler: Any,
+                        steps: Any, guidance: Any, seed: Any, num_samples: Any) -> Iterator[dict[str, Any]]:
+        """Yields partial updates {"SCDM preview", "SCDM gallery", "SDM ...", "info", "files"} while sampling."""
+        settings = GenerateSettings.parse(corruption, severity, sampler, steps, guidance, seed, num_samples)
+        clean = self.decode_editor(value).label
+        noisy = apply_corruption(clean, settings.corruption, settings.severity, settings.seed, self.table)
+        yield from self._stream(noisy, settings, clean, None, None)
+
+    def edit_stream(self, index: Any, value: dict[str, Any] | None, sampler: Any, steps: Any, guidance: Any,
+                    seed: Any, num_samples: Any) -> Iterator[dict[str, Any]]:
+        """Regenerate only the repainted pixels of example `index` (SDM Eq. 12 semantic editing)."""
+        if not self.examples_available():
+            raise ValueError("edit mode needs a model whose classes cover the embedded world")
+        settings = GenerateSettings.parse(NONE, 0.0, sampler, steps, guidance, seed, num_samples)
+        scene = example_scene(int(index), self.models.size)
+        edited = self.decode_editor(value).label
+        mask = repaint_mask(scene.label.astype(np.int64), edited)
+        if not mask.any():
+            raise ValueError("nothing was repainted: paint over part of the example's label, then regenerate")
+        inpaint = Inpaint(scene.image, mask)
+        edit = {"example": int(index), "split": "test", "repainted_pixels": int(mask.sum())}
+        yield {"mask": mask_view(scene.image, mask)}
+        yield from self._stream(edited, settings, edited, inpaint, edit)
+
+    def _stream(self, label: np.ndarray, settings: GenerateSettings, clean: np.ndarray, inpaint: Inpaint | None,
+                edit: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+        results: dict[str, Result] = {}
+        yield {"SCDM gallery": [], "SDM gallery": [], "files": None, "info": "sampling ..."}
+        for slot, pipe in self.models.slots():
+            if pipe is None:
+                continue
+            for ev in stream_generate(pipe, label, settings, self.table, inpaint=inpaint,
+                                      min_interval=self.min_preview_interval):
+                if isinstance(ev, Preview):
+                    yield {f"{slot} preview": preview_image(ev),
+                           "info": f"sampling {slot}: step {ev.step + 1}/{ev.num_steps} (t = {ev.t})"}
+                else:
+                    results[slot] = ev
+                    yield {f"{slot} gallery": [(upscale(im), f"{slot} #{k}") for k, im in enumerate(ev.images)]}
+        extra = f"edit: regenerated {edit['repainted_pixels']} repainted pixels" if edit else ""
+        yield {"info": self.info(results, settings, clean, label, extra),
+               "files": self._write_downloads(results, clean, label, settings, edit)}
+
+    def generate_api(self, path: str | None, corruption: Any, severity: Any, sampler: Any, steps: Any,
+                     guidance: Any, seed: Any, num_samples: Any) -> tuple[list, list, str]:
+        """The `/generate` endpoint: (SCDM images, SDM images, info) at the model resolution."""
+        if not path:
+            raise ValueError("no label map file: pass handle_file('label.png') as the first input")
+        settings = GenerateSettings.parse(corruption, severity, sampler, steps, guidance, seed, num_samples)
+        dec = decode_file(path, self.table, self.models.size)
+        noisy = apply_corruption(dec.label, settings.corruption, settings.severity, settings.seed, self.table)
+        results = {slot: generate(pipe, noisy, settings) for slot, pipe in self.models.slots() if pipe is not None}
+        galleries = [[(im, f"{slot} #{k}") for k, im in enumerate(results[slot].images)] if slot in results else []
+                     for slot, _ in self.models.slots()]
+        notes = "; ".join(dec.notices)
+        info = self.info(results, settings, dec.label, noisy, f"label: {dec.source}" + (f"; {notes}" if notes else ""))
+        return galleries[0], galleries[1], info

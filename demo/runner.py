@@ -1,0 +1,116 @@
+"""Sampling one model for the UI: a worker thread runs `Pipeline.generate`, its callback streams previews.
+
+`stream_generate` yields `Preview`s (x̂_0 and the diffused label y_t of every sample, at most one per
+`min_interval` seconds) and finally one `Result`. Closing the iterator early (the browser left) stops the
+sampler at its next step.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from scdm.pipeline import Pipeline, StepInfo
+
+from .classes import ClassTable
+from .settings import GenerateSettings
+from .views import onehot_view, x0_preview
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One streamed sampler step."""
+
+    step: int  # 0-based evaluation index
+    num_steps: int
+    t: int  # original 1000-step timestep
+    x0: np.ndarray  # (N, H, W, 3) uint8 x̂_0 of every sample
+    y_t: np.ndarray | None  # (N, H, W, 3) uint8 colour view of y_t, [MASK] pixels as a checkerboard
+
+
+@dataclass(frozen=True)
+class Result:
+    """The finished images of one model."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8
+    seconds: float  # wall time of `Pipeline.generate`
+
+
+@dataclass(frozen=True)
+class Inpaint:
+    """Semantic editing inputs (SDM Eq. 12): keep `image` where `mask` is 0."""
+
+    image: np.ndarray  # (H, W, 3) uint8 known image
+    mask: np.ndarray  # (H, W) 1 = regenerate
+
+
+class Cancelled(Exception):
+    """Raised inside the sampler callback when the consumer has gone away."""
+
+
+def channel_ids(pipe: Pipeline) -> tuple[int, ...]:
+    """Raw id of each one-hot channel of a model."""
+    spec = pipe.card.labels
+    return tuple(spec.raw_ids) if spec.raw_ids is not None else tuple(range(spec.num_classes))
+
+
+def generate(pipe: Pipeline, label: np.ndarray, settings: GenerateSettings, inpaint: Inpaint | None = None) -> Result:
+    """Images for one (H, W) label without previews (the API path)."""
+    start = time.perf_counter()
+    images = pipe.generate(label[None], **settings.generate_kwargs(), **_inpaint_kwargs(inpaint))
+    return Result(images, time.perf_counter() - start)
+
+
+def _inpaint_kwargs(inpaint: Inpaint | None) -> dict:
+    if inpaint is None:
+        return {}
+    return {"inpaint_image": inpaint.image[None], "inpaint_mask": inpaint.mask[None]}
+
+
+def stream_generate(pipe: Pipeline, label: np.ndarray, settings: GenerateSettings, table: ClassTable, *,
+                    inpaint: Inpaint | None = None, min_interval: float = 0.2) -> Iterator[Preview | Result]:
+    """Previews while `pipe` samples `label`, then the `Result`; sampler errors are re-raised here."""
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    ids = channel_ids(pipe)
+    n = settings.num_samples
+
+    def callback(info: StepInfo) -> None:
+        if stop.is_set():
+            raise Cancelled()
+        y = None if info.y_t is None else np.stack([onehot_view(info.y_t[i], table, ids) for i in range(n)])
+        events.put(Preview(info.step, info.num_steps, info.t, x0_preview(info.x0[:n]), y))
+
+    def work() -> None:
+        start = time.perf_counter()
+        try:
+            images = pipe.generate(label[None], **settings.generate_kwargs(), callback=callback,
+                                   **_inpaint_kwargs(inpaint))
+            events.put(Result(images, time.perf_counter() - start))
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            events.put(e)
+
+    worker = threading.Thread(target=work, name="scdm-demo-sampler", daemon=True)
+    worker.start()
+    last = 0.0
+    try:
+        while True:
+            item = events.get()
+            while isinstance(item, Preview) and not events.empty():
+                item = events.get()  # drop stale previews: show the newest step only
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, Result):
+                yield item
+                return
+            now = time.perf_counter()
+            if now - last >= min_interval:
+                last = now
+                yield item
+    finally:
+        stop.set()
+        worker.join(timeout=30)
