@@ -1,0 +1,235 @@
+"""Command line: `python -m bench run|plot|compare` (argparse, progress bars and printing live here only).
+
+    python -m bench run --out runs/bench                 # default: embedded world, SCDM vs SDM, DS/Edge/Random
+    python -m bench run --config paper_ade20k.toml --out runs/ade20k
+    torchrun --nproc_per_node 4 -m bench run ... --out runs/x   # shards images over processes
+    python -m bench plot runs/bench                      # re-plot from metrics.parquet alone
+    python -m bench compare runs/a runs/b                # value differences, row by row
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+LAYOUTS = """dataset layouts (--root):
+  ade20k         images/validation/*.jpg + annotations/validation/*.png (ADEChallengeData2016; train: training)
+  celebamask_hq  test/images + test/labels (train: train/...)
+  coco_stuff     val_img, val_label, val_inst (train: train_img, ...)
+  cityscapes     leftImg8bit/val/<city>/*_leftImg8bit.png, gtFine/val/<city>/*_gtFine_{labelIds,instanceIds}.png
+  folder         images/, labels/ (PNG, raw ids), optional instances/; training split in train/ (flat-paint, --reference train)
+"""
+
+
+class Bars:
+    """tqdm progress bars (with ETA) for bench.run.Events."""
+
+    def __init__(self, quiet: bool = False):
+        self.bar = None
+        self.quiet = quiet
+
+    def stage(self, name: str, total: int) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        if total and not self.quiet:
+            self.bar = tqdm(total=total, desc=name, unit="img" if name.startswith("sampling") else "cell",
+                            dynamic_ncols=True, file=sys.stderr)
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def message(self, text: str) -> None:
+        self.close()
+        if not self.quiet:
+            print(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _config(args: argparse.Namespace):
+    """BenchConfig from --config plus the flags that were given."""
+    from scdm.config import Sampler
+
+    from .config import (BenchConfig, CorruptionSpec, DatasetKind, Metric, Mode, ModelKind, ModelSpec, Precision,
+                         Reference, SamplerSpec, load_config)
+
+    cfg = load_config(args.config) if args.config else BenchConfig()
+    ds = cfg.dataset
+    for flag, field in (("dataset", "kind"), ("root", "root"), ("split", "split"), ("resolution", "resolution"),
+                        ("world_scenes", "world_scenes"), ("reference", "reference"),
+                        ("reference_images", "reference_images")):
+        value = getattr(args, flag)
+        if value is not None:
+            conv = {"kind": DatasetKind, "reference": Reference}.get(field, lambda v: v)
+            ds = replace(ds, **{field: conv(value)})
+    cfg = replace(cfg, dataset=ds)
+    if args.model:
+        mode = Mode(args.mode)
+        models = [ModelSpec(_model_name(s), s, ModelKind.DIFFUSION, mode) for s in args.model]
+        cfg = replace(cfg, models=tuple(models) + tuple(m for m in cfg.models if m.kind != ModelKind.DIFFUSION))
+    elif args.mode != "auto":
+        cfg = replace(cfg, models=tuple(replace(m, mode=Mode(args.mode)) for m in cfg.models))
+    if args.no_references:
+        cfg = replace(cfg, models=tuple(m for m in cfg.models if m.kind == ModelKind.DIFFUSION))
+    if args.corruption is not None:
+        sev = tuple(args.severities) if args.severities else None
+        known = {c.kind: c for c in cfg.corruptions}
+        cfg = replace(cfg, corruptions=tuple(
+            CorruptionSpec(k, sev or (known[k].severities if k in known else (0.5,))) for k in args.corruption))
+    elif args.severities:
+        cfg = replace(cfg, corruptions=tuple(replace(c, severities=tuple(args.severities)) for c in cfg.corruptions))
+    if args.no_clean:
+        cfg = replace(cfg, clean=False)
+    if args.sampler or args.steps or args.guidance is not None:
+        base = cfg.samplers[0]
+        cfg = replace(cfg, samplers=(SamplerSpec(Sampler(args.sampler) if args.sampler else base.sampler,
+                                                 args.steps or base.steps,
+                                                 args.guidance if args.guidance is not None else base.guidance),))
+    simple = {"seeds": tuple(args.seeds) if args.seeds else None, "limit": args.limit, "samples": args.samples,
+              "diversity_samples": args.diversity_samples, "diversity_labels": args.diversity_labels,
+              "segmenter": args.segmenter, "inception_weights": args.inception_weights,
+              "lpips_backbone": args.lpips_backbone, "batch_size": args.batch_size, "device": args.device,
+              "metrics": tuple(Metric(m) for m in args.metrics) if args.metrics else None,
+              "precision": Precision.BF16 if args.bf16 else None}
+    return replace(cfg, **{k: v for k, v in simple.items() if v is not None})
+
+
+def _model_name(source: str) -> str:
+    return Path(source).name or source
+
+
+def _limit_threads(argv: list[str] | None) -> None:
+    """Honour --threads before numpy and torch start their thread pools."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--threads", type=int)
+    threads = pre.parse_known_args(argv)[0].threads
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from .run import run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = _config(args)
+    if args.dry_run:
+        from .config import config_to_json, validate
+
+        print(config_to_json(validate(cfg)))
+        return 0
+    bars = Bars(args.quiet)
+    try:
+        table = run(cfg, args.out, bars)
+    finally:
+        bars.close()
+    if table is not None:
+        print(f"report: {Path(args.out) / 'summary.md'}\ntable: {table}\nplots: {Path(args.out) / 'plots'}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .plots import plot_all
+    from .report import read_table
+
+    df = read_table(args.run)
+    out = Path(args.out) if args.out else (Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent) / "plots"
+    for p in plot_all(df, out):
+        print(p)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .report import compare, read_table
+
+    diff = compare(read_table(args.run_a), read_table(args.run_b))
+    if args.metric:
+        diff = diff[diff["metric"].isin(args.metric)]
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", None):
+        print(diff.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    only = diff["value_a"].isna().sum() + diff["value_b"].isna().sum()
+    if only:
+        print(f"\n{only} row(s) exist in only one run", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    _limit_threads(argv)
+    from .config import DatasetKind, Metric, Reference
+
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="corrupt labels, sample, score, write the report", epilog=LAYOUTS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--out", required=True, help="run folder (re-running into it resumes)")
+    r.add_argument("--config", help="JSON or TOML file with BenchConfig fields; flags override it")
+    g = r.add_argument_group("dataset")
+    g.add_argument("--dataset", choices=[k.value for k in DatasetKind])
+    g.add_argument("--root", help="dataset folder (not for the embedded world)")
+    g.add_argument("--split", help="evaluated split (default: the layout's validation/test split)")
+    g.add_argument("--resolution", type=int, help="image side after resizing (default 64)")
+    g.add_argument("--world-scenes", type=int, help="embedded world: number of test scenes (default 100)")
+    g.add_argument("--limit", type=int, help="use only the first N labels")
+    g.add_argument("--reference", choices=[k.value for k in Reference],
+                   help="FID/KID reference: train (independent draw; default) or eval (the papers' protocol)")
+    g.add_argument("--reference-images", type=int, help="size of the train reference (default: as many as labels)")
+    g = r.add_argument_group("models and sampling")
+    g.add_argument("--model", action="append", help="load_pipeline source (checkpoint dir or bundled name); repeatable")
+    g.add_argument("--mode", default="auto", choices=["auto", "scdm", "sdm"], help="Label Diffusion at generation")
+    g.add_argument("--no-references", action="store_true", help="drop the real and flat-paint rows")
+    g.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp_2m"])
+    g.add_argument("--steps", type=int, help="sampling steps (default 25)")
+    g.add_argument("--guidance", type=float, help="classifier-free guidance (default: the checkpoint's)")
+    g.add_argument("--seeds", type=int, nargs="+", help="run seeds (error bars over seeds); default 0")
+    g.add_argument("--samples", type=int, help="samples per label for FID/KID/mIoU (default 1)")
+    g.add_argument("--diversity-samples", type=int, help="samples per label for diversity (default 3)")
+    g.add_argument("--diversity-labels", type=int, help="labels with diversity samples (default 10; 0 = off)")
+    g.add_argument("--batch-size", type=int, help="images per generate() call")
+    g.add_argument("--bf16", action="store_true", help="bf16 autocast for the U-Net")
+    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
+    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g = r.add_argument_group("corruptions")
+    g.add_argument("--corruption", nargs="*", help="noise_sim kinds (default: ds edge random); empty = none")
+    g.add_argument("--severities", type=float, nargs="+", help="severities in (0, 1] for the given corruptions")
+    g.add_argument("--no-clean", action="store_true", help="skip clean labels")
+    g = r.add_argument_group("metrics")
+    g.add_argument("--metrics", nargs="+", choices=[m.value for m in Metric],
+                   help="default: every metric whose weights are on this machine")
+    g.add_argument("--segmenter", help="mIoU segmenter: 'embedded', a directory or an smp Hub id")
+    g.add_argument("--inception-weights", help=f"torch-fidelity Inception weights (enables fid, kid)")
+    g.add_argument("--lpips-backbone", help="torchvision AlexNet weights alexnet-owt-7be5be79.pth (enables lpips_diversity)")
+    r.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(fn=_run)
+    p = sub.add_parser("plot", help="re-draw the plots of a run from its table")
+    p.add_argument("run", help="run folder or table file")
+    p.add_argument("--out", help="plot folder (default RUN/plots)")
+    p.set_defaults(fn=_plot)
+    c = sub.add_parser("compare", help="print value differences between two runs")
+    c.add_argument("run_a")
+    c.add_argument("run_b")
+    c.add_argument("--metric", nargs="+", help="only these metrics")
+    c.set_defaults(fn=_compare)
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

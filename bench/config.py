@@ -1,0 +1,278 @@
+"""What a benchmark run is: dataset x models x corruptions x severities x seeds x sampler settings.
+
+Every choice is an Enum; a config file (JSON or TOML) holds the same fields as `BenchConfig`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scdm.config import Sampler
+
+
+class DatasetKind(str, enum.Enum):
+    """Dataset layouts the bench reads (SPEC §7 encodings)."""
+
+    EMBEDDED = "embedded"  # the procedural world of `scdm.world`; needs no files
+    ADE20K = "ade20k"  # ADEChallengeData2016: images/<split>/*.jpg, annotations/<split>/*.png
+    CELEBAMASK_HQ = "celebamask_hq"  # SDM layout: <split>/images, <split>/labels
+    COCO_STUFF = "coco_stuff"  # SPADE layout: <split>_img, <split>_label, <split>_inst
+    CITYSCAPES = "cityscapes"  # leftImg8bit/<split>/<city>, gtFine/<split>/<city> (labelIds, instanceIds)
+    FOLDER = "folder"  # images/, labels/ (PNG), optional instances/ (PNG), matched by file stem
+
+
+class Reference(str, enum.Enum):
+    """Which real images the Fréchet and kernel distances compare against."""
+
+    TRAIN = "train"  # an independent draw (training split): the `real` row then shows the metric's floor
+    EVAL = "eval"  # the evaluated images themselves: the papers' protocol (`real` then scores ~0)
+
+
+class ModelKind(str, enum.Enum):
+    """What produces the images of one table row."""
+
+    DIFFUSION = "diffusion"  # a `scdm.load_pipeline` source
+    REAL = "real"  # the dataset's held-out images, scored like samples (clean labels only)
+    FLAT_PAINT = "flat-paint"  # every pixel painted with its class's mean training colour
+
+
+class Mode(str, enum.Enum):
+    """Whether Label Diffusion runs at generation time."""
+
+    AUTO = "auto"  # as the checkpoint's card says (SCDM cards: on, SDM cards: off)
+    SCDM = "scdm"  # diffuse the user's label at every step (needs a Label Diffusion schedule)
+    SDM = "sdm"  # condition on the label as given
+
+
+class Metric(str, enum.Enum):
+    """Scores in the table; the offline feature space is never called FID."""
+
+    FID = "fid"  # Inception-v3 Fréchet distance (needs local Inception weights)
+    KID = "kid"  # Inception-v3 kernel distance, better at small N
+    FD_EFFNETL0 = "fd_effnetl0"  # Fréchet distance in EfficientNet-Lite0 ImageNet features (offline)
+    KID_EFFNETL0 = "kid_effnetl0"  # kernel distance in the same features
+    LPIPS_DIVERSITY = "lpips_diversity"  # mean pairwise LPIPS (AlexNet) over samples of one label
+    FEAT_DIVERSITY = "feat_diversity"  # mean pairwise distance of normalised EfficientNet-Lite0 features
+    MIOU = "miou"  # segmenter on the samples vs the clean label
+    MIOU_NOISY = "miou_noisy"  # segmenter on the samples vs the corrupted label
+
+
+class Precision(str, enum.Enum):
+    """Sampling precision."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"  # autocast; GPUs with bf16 and recent CPUs
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where labels and real images come from."""
+
+    kind: DatasetKind = DatasetKind.EMBEDDED  # the default needs no download
+    root: str | None = None  # dataset folder; unused by the embedded world
+    split: str | None = None  # evaluated split; None = the layout's validation/test split
+    resolution: int = 64  # short side after resizing (labels nearest, images bicubic)
+    world_scenes: int = 100  # embedded world: number of test scenes (folders use every file)
+    reference: Reference = Reference.TRAIN  # FID/KID reference images; EVAL reproduces the papers
+    reference_images: int | None = None  # size of the TRAIN reference; None = as many as evaluated labels
+    flat_paint_images: int = 200  # training images averaged for flat-paint's class colours
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row family of the table."""
+
+    name: str  # the `model` column
+    source: str = ""  # load_pipeline source (checkpoint dir or bundled name); empty for references
+    kind: ModelKind = ModelKind.DIFFUSION
+    mode: Mode = Mode.AUTO  # SCDM or SDM generation for a diffusion checkpoint
+
+
+@dataclass(frozen=True)
+class CorruptionSpec:
+    """One noise_sim kind swept over severities in (0, 1]."""
+
+    kind: str  # a noise_sim.KINDS name: "ds", "edge", "random", or a human-error kind
+    severities: tuple[float, ...] = (0.5,)  # noise_sim severities; resolve_params gives natural values
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """One sampler setting (SPEC §5)."""
+
+    sampler: Sampler = Sampler.ANCESTRAL  # the reference 25-step mode
+    steps: int = 25  # respaced evaluations
+    guidance: float | None = None  # classifier-free guidance; None = the checkpoint's default (1.5)
+
+
+def default_models() -> tuple[ModelSpec, ...]:
+    """The bundled SCDM vs SDM pair plus the two reference rows."""
+    return (ModelSpec("embedded-scdm", "embedded-scdm"), ModelSpec("embedded-sdm", "embedded-sdm"),
+            ModelSpec("real", kind=ModelKind.REAL), ModelSpec("flat-paint", kind=ModelKind.FLAT_PAINT))
+
+
+def paper_corruptions() -> tuple[CorruptionSpec, ...]:
+    """The paper's DS / Edge / Random: first severity = the paper's setting, second = a harder one."""
+    return (CorruptionSpec("ds", (0.4, 0.6)),  # factor 4 (paper), 8
+            CorruptionSpec("edge", (0.3, 0.6)),  # radius 2 (paper), 4
+            CorruptionSpec("random", (0.2, 0.6)))  # p 0.1 (paper), 0.3
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """A whole benchmark run; `BenchConfig()` is the default CPU run on the embedded world."""
+
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    models: tuple[ModelSpec, ...] = field(default_factory=default_models)
+    corruptions: tuple[CorruptionSpec, ...] = field(default_factory=paper_corruptions)
+    clean: bool = True  # score clean labels too (corruption "clean", severity 0)
+    seeds: tuple[int, ...] = (0,)  # each seed re-draws corruptions and sampling noise; error bars over seeds
+    samplers: tuple[SamplerSpec, ...] = (SamplerSpec(),)
+    limit: int | None = None  # use only the first N labels
+    samples: int = 1  # samples per label scored by FID/KID/mIoU
+    diversity_samples: int = 3  # samples per label for the diversity metrics (>= 2)
+    diversity_labels: int = 10  # first labels that get the extra diversity samples; 0 disables diversity
+    metrics: tuple[Metric, ...] | None = None  # None = every metric whose weights are on this machine
+    segmenter: str | None = None  # load_segmenter source; None = the dataset's default, if it has one
+    inception_weights: str | None = None  # torch-fidelity Inception .pth; None = its cache, if present
+    lpips_backbone: str | None = None  # torchvision AlexNet .pth; None = torch hub's cache, if present
+    batch_size: int = 16  # images per generate() call (results do not depend on it)
+    metric_batch_size: int = 64  # images per feature-extractor / segmenter call
+    precision: Precision = Precision.FP32  # BF16 autocasts the U-Net
+    device: str | None = None  # None = cuda when present, else cpu
+    grid_labels: int = 4  # labels shown per image grid
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+def validate(config: BenchConfig) -> BenchConfig:
+    """Check every field that can be checked without files; raise ValueError saying what to change."""
+    import noise_sim
+
+    if not config.models:
+        raise ValueError("no models: give at least one --model or a `models` list in the config file")
+    names = [m.name for m in config.models]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"model names must be unique, got duplicates {dupes}; give each a distinct `name`")
+    for m in config.models:
+        if not m.name or "/" in m.name or m.name.startswith("."):
+            raise ValueError(f"model name {m.name!r} must be non-empty, without '/' and not start with '.'")
+        if m.kind == ModelKind.DIFFUSION and not m.source:
+            raise ValueError(f"model {m.name!r} needs a `source` (checkpoint dir, 'embedded-scdm' or 'embedded-sdm')")
+    if not config.clean and not config.corruptions:
+        raise ValueError("nothing to score: enable clean labels or give at least one corruption")
+    for c in config.corruptions:
+        if c.kind not in noise_sim.KINDS:
+            raise ValueError(f"unknown corruption {c.kind!r}; choose from {list(noise_sim.KINDS)}")
+        if not c.severities:
+            raise ValueError(f"corruption {c.kind!r} has no severities")
+        for s in c.severities:
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or math.isnan(s) or not 0 < s <= 1:
+                raise ValueError(f"corruption {c.kind!r}: severities must be in (0, 1] (0 is the clean row), got {s!r}")
+    if not config.seeds or len(set(config.seeds)) != len(config.seeds):
+        raise ValueError(f"seeds must be a non-empty list of distinct integers, got {list(config.seeds)}")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in config.seeds):
+        raise ValueError(f"seeds must be non-negative integers, got {list(config.seeds)}")
+    if not config.samplers:
+        raise ValueError("give at least one sampler setting")
+    for s in config.samplers:
+        if s.steps < 1:
+            raise ValueError(f"sampler steps must be >= 1, got {s.steps}")
+        if s.guidance is not None and (not math.isfinite(s.guidance) or s.guidance < 0):
+            raise ValueError(f"guidance must be a finite number >= 0, got {s.guidance}")
+    ints = {"samples": (config.samples, 1), "diversity_samples": (config.diversity_samples, 2),
+            "diversity_labels": (config.diversity_labels, 0), "batch_size": (config.batch_size, 1),
+            "metric_batch_size": (config.metric_batch_size, 1), "grid_labels": (config.grid_labels, 0),
+            "dataset.resolution": (config.dataset.resolution, 16), "dataset.world_scenes": (config.dataset.world_scenes, 2),
+            "dataset.flat_paint_images": (config.dataset.flat_paint_images, 1)}
+    if config.limit is not None:
+        ints["limit"] = (config.limit, 2)
+    if config.dataset.reference_images is not None:
+        ints["dataset.reference_images"] = (config.dataset.reference_images, 2)
+    for name, (value, low) in ints.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if config.dataset.kind != DatasetKind.EMBEDDED and not config.dataset.root:
+        raise ValueError(f"dataset {config.dataset.kind.value!r} needs `root` (--root DIR): the dataset folder")
+    return config
+
+
+# ---------------------------------------------------------------------------------------------- (de)serialisation
+
+_ENUMS = {"kind": None, "reference": Reference, "mode": Mode, "sampler": Sampler, "precision": Precision}
+_NESTED = {"dataset": DatasetSpec, "models": ModelSpec, "corruptions": CorruptionSpec, "samplers": SamplerSpec}
+
+
+def to_dict(obj: Any) -> Any:
+    """Config -> JSON-ready dict (enums become values, tuples lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def _enum(cls: type[enum.Enum], value: Any, where: str) -> enum.Enum:
+    try:
+        return cls(value)
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is not one of {[e.value for e in cls]}") from None
+
+
+def from_dict(cls: type, data: Any, where: str = "config") -> Any:
+    """Build `cls` from a dict; unknown keys and bad enum values raise a ValueError naming the field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a table/object, got {type(data).__name__}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(f"{where}: unknown fields {unknown}; known fields are {sorted(fields)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        at = f"{where}.{key}"
+        if cls is BenchConfig and key in _NESTED:
+            sub = _NESTED[key]
+            if key == "dataset":
+                kwargs[key] = from_dict(sub, value, at)
+            else:
+                if not isinstance(value, list):
+                    raise ValueError(f"{at}: expected a list")
+                kwargs[key] = tuple(from_dict(sub, v, f"{at}[{i}]") for i, v in enumerate(value))
+        elif key == "kind":
+            kwargs[key] = {DatasetSpec: lambda v: _enum(DatasetKind, v, at), ModelSpec: lambda v: _enum(ModelKind, v, at),
+                           CorruptionSpec: str}[cls](value)
+        elif key == "metrics" and value is not None:
+            kwargs[key] = tuple(_enum(Metric, v, at) for v in value)
+        elif key in _ENUMS and _ENUMS[key] is not None:
+            kwargs[key] = _enum(_ENUMS[key], value, at)
+        elif isinstance(value, list):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path) -> BenchConfig:
+    """A BenchConfig from a .json or .toml file with BenchConfig's fields (all optional)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}") from None
+    return from_dict(BenchConfig, data, str(path))
+
+
+def config_to_json(config: BenchConfig) -> str:
+    return json.dumps(to_dict(config), indent=1)

@@ -1,0 +1,128 @@
+"""Sharded, resumable sampling to PNG: corrupt each label with its own seed, generate, write atomically.
+
+Seeds: label i under seed s is corrupted with `corruption_seed(s, i)`, and its sample j starts from
+`sample_seed(s, i, j)`. Neither depends on batch size, shard or process count, and the sampling seed does
+not depend on the corruption, so clean and corrupted cells (and different models) share their initial
+noise: differences between cells are not seed noise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .datasets import Split, flat_paint
+from .store import Cell, Condition, label_path, sample_path, write_png
+
+_CORRUPT, _SAMPLE = 1, 2  # seed streams
+Progress = Callable[[int], None]  # called with the number of images just finished
+
+
+def corruption_seed(seed: int, index: int) -> int:
+    """Seed of label `index`'s corruption under run seed `seed`."""
+    return int(np.random.SeedSequence([seed, _CORRUPT, index]).generate_state(1)[0])
+
+
+def sample_seed(seed: int, index: int, j: int) -> int:
+    """Seed of sample j of label `index` under run seed `seed`."""
+    return int(np.random.SeedSequence([seed, _SAMPLE, index, j]).generate_state(1)[0])
+
+
+def shard(n: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """Image indices of one process: i % world_size == rank."""
+    return list(range(rank, n, world_size))
+
+
+class LabelBank:
+    """Clean and corrupted label maps of a split, computed once per condition (noise_sim, seeded per map)."""
+
+    def __init__(self, split: Split, unlabeled: int):
+        self.split = split
+        self.unlabeled = unlabeled
+        self._cache: dict[Condition, np.ndarray] = {}
+
+    def get(self, condition: Condition) -> np.ndarray:
+        """(N, H, W) int32 raw ids under `condition`."""
+        if condition.is_clean:
+            return self.split.labels
+        if condition not in self._cache:
+            self._cache[condition] = self._corrupt(condition)
+        return self._cache[condition]
+
+    def _corrupt(self, c: Condition) -> np.ndarray:
+        import noise_sim
+
+        out = np.empty_like(self.split.labels)
+        inst = self.split.instances
+        for i in range(len(self.split)):
+            g = torch.Generator().manual_seed(corruption_seed(c.seed, i))
+            out[i] = noise_sim.corrupt(
+                torch.from_numpy(self.split.labels[i]), c.corruption, severity=c.severity, generator=g,
+                instances=None if inst is None else torch.from_numpy(inst[i]), unlabeled=self.unlabeled).numpy()
+        return out
+
+    def write(self, run: Path, condition: Condition, indices: Sequence[int]) -> None:
+        """Save the label maps of `indices` beside the samples (skipping existing files)."""
+        maps = self.get(condition)
+        for i in indices:
+            path = label_path(run, condition, i)
+            if not path.exists():
+                write_png(path, maps[i])
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to make: sample j of label `index` in `cell`."""
+
+    cell: Cell
+    index: int
+    j: int
+
+
+def pending(run: Path, cells: Sequence[Cell], indices: Sequence[int], counts: Sequence[int]) -> list[Job]:
+    """Jobs whose PNG does not exist yet; counts[i] = samples wanted for label i."""
+    return [Job(c, i, j) for c in cells for i in indices for j in range(counts[i])
+            if not sample_path(run, c, i, j).exists()]
+
+
+def sample_diffusion(pipe, jobs: Sequence[Job], bank: LabelBank, run: Path, *, batch_size: int, label_diffusion: bool,
+                     autocast_dtype: torch.dtype | None = None, progress: Progress | None = None) -> None:
+    """Generate every job with `pipe` in batches and write the PNGs; all jobs share one sampler setting."""
+    if not jobs:
+        return
+    setting = jobs[0].cell.setting
+    assert all(job.cell.setting == setting for job in jobs)
+    instances = bank.split.instances if pipe.card.labels.use_edges else None
+    for s in range(0, len(jobs), batch_size):
+        chunk = jobs[s:s + batch_size]
+        labels = np.stack([bank.get(job.cell.condition)[job.index] for job in chunk])  # (B, H, W)
+        edges = None if instances is None else np.stack([instances[job.index] for job in chunk])
+        seeds = [sample_seed(job.cell.condition.seed, job.index, job.j) for job in chunk]
+        images = pipe.generate(labels, seed=seeds, steps=setting.steps, sampler=setting.sampler,
+                               guidance=setting.guidance, label_diffusion=label_diffusion, edges=edges,
+                               autocast_dtype=autocast_dtype)
+        for job, image in zip(chunk, images):
+            write_png(sample_path(run, job.cell, job.index, job.j), image)
+        if progress is not None:
+            progress(len(chunk))
+
+
+def write_real(jobs: Sequence[Job], split: Split, run: Path, progress: Progress | None = None) -> None:
+    """The held-out images themselves, stored like samples."""
+    for job in jobs:
+        write_png(sample_path(run, job.cell, job.index, job.j), split.images[job.index])
+    if progress is not None:
+        progress(len(jobs))
+
+
+def write_flat_paint(jobs: Sequence[Job], bank: LabelBank, colours: np.ndarray, run: Path,
+                     progress: Progress | None = None) -> None:
+    """Each (possibly corrupted) label painted with its classes' mean training colours."""
+    for job in jobs:
+        label = bank.get(job.cell.condition)[job.index]
+        write_png(sample_path(run, job.cell, job.index, job.j), flat_paint(label[None], colours)[0])
+    if progress is not None:
+        progress(len(jobs))
