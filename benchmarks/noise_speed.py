@@ -1,7 +1,7 @@
 """Speed of every noise_sim kind on a batch of structured 256 x 256 label maps (ms per map).
 
     python benchmarks/noise_speed.py                      # 64 maps, all kinds, torch threads = CPU count
-    python benchmarks/noise_speed.py --write-examples DIR # also save 4 example scenes as PNG label maps
+    python benchmarks/noise_speed.py --write-examples DIR # only save 4 example scenes as PNG label maps
 
 Budgets (issue): <= 2 ms/map for ds, edge, random; <= 20 ms/map for each human-error kind.
 Maps are landscape-like scenes in the embedded world's ADE20K ids (sky, mountain, ground patches,
@@ -93,13 +93,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kinds", nargs="+", default=list(noise_sim.KINDS))
-    parser.add_argument("--write-examples", type=Path, help="save 4 example scenes here as PNG label maps")
+    parser.add_argument("--write-examples", type=Path, help="save 4 example scenes here as PNG label maps, then exit")
     args = parser.parse_args()
 
     if args.write_examples:
         args.write_examples.mkdir(parents=True, exist_ok=True)
         for i, lab in enumerate(make_scenes(4, args.size, seed=1)):
             Image.fromarray(lab.numpy().astype(np.uint8)).save(args.write_examples / f"scene_{i}.png")
+        print(f"wrote 4 scenes to {args.write_examples}")
+        return
     torch.set_num_threads(args.threads)
     maps = make_scenes(args.batch, args.size)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -155,8 +155,9 @@ def write_preview(args: argparse.Namespace) -> None:
         except (OSError, ValueError, SyntaxError) as err:
             print(f"noise_sim: skipped {path}: {err}", file=sys.stderr)
             continue
-        grid = preview_grid(torch.from_numpy(source.ids), severities=args.preview_severities, seed=args.seed,
-                            instances=inst, unlabeled=args.unlabeled, dataset=args.dataset)
+        grid = preview_grid(torch.from_numpy(source.ids), severities=args.preview_severities,
+                            generator=torch.Generator().manual_seed(args.seed), instances=inst,
+                            unlabeled=args.unlabeled, dataset=args.dataset)
         args.preview.parent.mkdir(parents=True, exist_ok=True)
         grid.save(args.preview, optimize=True)
         print(f"noise_sim: wrote preview of {path.name} to {args.preview}")

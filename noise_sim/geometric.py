@@ -40,18 +40,21 @@ def polygon(labels: Tensor, *, spacing: int, gens: Sequence[torch.Generator], in
     if k == 1:
         return labels.clone()  # every pixel is a vertex
     phase = (rng.uniform(gens, 2) * k).long()  # (B, 2) grid phase in [0, k), scaled with the spacing
-    oy, ox = phase[:, 0], phase[:, 1]
-    cy, fy, vy = _cell_axis(h, k, oy)
-    cx, fx, vx = _cell_axis(w, k, ox)
+    cy, fy, vy = _cell_axis(h, k, phase[:, 0])
+    cx, fx, vx = _cell_axis(w, k, phase[:, 1])
     dev = labels.device
-    bi = torch.arange(b, device=dev).view(b, 1, 1)
-    vertex = labels[bi, vy.to(dev).view(b, -1, 1), vx.to(dev).view(b, 1, -1)]  # (B, ny+1, nx+1)
-    corner = (vertex[:, :-1, :-1], vertex[:, :-1, 1:], vertex[:, 1:, :-1], vertex[:, 1:, 1:])
-    code = sum((corner[i] == corner[j]).long() << bit for bit, (i, j) in enumerate(_PAIRS))  # (B, ny, nx)
-    cy, cx = cy.to(dev).view(b, h, 1), cx.to(dev).view(b, 1, w)
-    offset = fy.to(dev).view(b, h, 1) * k + fx.to(dev).view(b, 1, w)  # (B, H, W) position in the cell
-    win = _winner_table(k).to(dev).view(-1)[code[bi, cy, cx] * (k * k) + offset]  # (B, H, W) corner 0..3
-    return vertex[bi, cy + (win >> 1), cx + (win & 1)]
+    cy, fy, vy, cx, fx, vx = (t.to(dev) for t in (cy, fy, vy, cx, fx, vx))
+    ny, nx = vy.shape[1], vx.shape[1]  # vertices per axis
+    vertex = labels.gather(1, vy.view(b, ny, 1).expand(b, ny, w)).gather(2, vx.view(b, 1, nx).expand(b, ny, nx))
+    corner = (vertex[:, :-1, :-1], vertex[:, :-1, 1:], vertex[:, 1:, :-1], vertex[:, 1:, 1:])  # (B, ny-1, nx-1)
+    code = sum((corner[i] == corner[j]).to(torch.uint8) << bit for bit, (i, j) in enumerate(_PAIRS))
+    code = code.gather(1, cy.view(b, h, 1).expand(b, h, nx - 1))  # (B, H, nx-1): the cell row of each pixel
+    code = code.gather(2, cx.view(b, 1, w).expand(b, h, w))  # (B, H, W) corner-equality code of its cell
+    offset = (fy.view(b, h, 1) * k + fx.view(b, 1, w)).int()  # (B, H, W) position inside the cell
+    pick = _winner_table(k).to(dev).index_select(0, (code.int() * (k * k) + offset).view(-1)).view(b, h, w)
+    # the winning vertex is (cy + dy, cx + dx); pick = 2 dx + dy indexes the interleaved rows below
+    rows = torch.stack([vertex.gather(1, (cy + dy).view(b, h, 1).expand(b, h, nx)) for dy in (0, 1)], -1)
+    return rows.view(b, h, 2 * nx).gather(2, 2 * cx.view(b, 1, w) + pick)
 
 
 def _cell_axis(n: int, k: int, offset: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -66,7 +69,10 @@ def _cell_axis(n: int, k: int, offset: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 @functools.lru_cache(maxsize=64)
 def _winner_table(k: int) -> Tensor:
-    """Winning corner for every corner-equality code (6 bits, ``_PAIRS``) and in-cell offset: (64, k, k)."""
+    """Winning corner as 2 dx + dy for every corner-equality code (6 bits, ``_PAIRS``) and in-cell offset.
+
+    (64 * k * k,) int64, indexed by code * k^2 + fy * k + fx.
+    """
     code = torch.arange(64).view(64, 1, 1)
     fy, fx = torch.arange(k).view(1, k, 1), torch.arange(k).view(1, 1, k)
     weight = ((k - fy) * (k - fx), (k - fy) * fx, fy * (k - fx), fy * fx)  # bilinear, times k^2
@@ -80,7 +86,8 @@ def _winner_table(k: int) -> Tensor:
             better = score > best_score  # ties keep the earlier corner
             best = torch.where(better, i, best)
             best_score = torch.where(better, score, best_score)
-    return best
+    dy, dx = best // 2, best % 2  # corners 0 TL, 1 TR, 2 BL, 3 BR
+    return (2 * dx + dy).view(-1)
 
 
 SHAKY = Kind(

@@ -234,7 +234,7 @@ def class_table(ids: Tensor, exclude: int | None = None) -> Tensor:
     b = ids.shape[0]
     m = int(ids.max()) + 1 if ids.numel() else 1
     present = torch.zeros(b, m, dtype=torch.bool, device=ids.device)
-    present.view(-1)[_flat_ids(ids, m).view(-1)] = True
+    present.scatter_(1, ids.reshape(b, -1), True)
     if exclude is not None and 0 <= exclude < m:
         present[:, exclude] = False
     return present
@@ -242,10 +242,5 @@ def class_table(ids: Tensor, exclude: int | None = None) -> Tensor:
 
 def lookup(table: Tensor, ids: Tensor) -> Tensor:
     """Per-map table lookup ``table[b, ids[b, y, x]]``: (B, M) and (B, H, W) -> (B, H, W)."""
-    return table.reshape(-1)[_flat_ids(ids, table.shape[1]).view(-1)].view(ids.shape)
-
-
-def _flat_ids(ids: Tensor, m: int) -> Tensor:
-    """Index of (map, id) in a flattened (B, M) table."""
-    offset = torch.arange(ids.shape[0], device=ids.device).view(-1, 1, 1) * m
-    return ids + offset
+    b = ids.shape[0]
+    return table.gather(1, ids.reshape(b, -1)).view(ids.shape)

@@ -38,15 +38,16 @@ def preview_grid(
     *,
     kinds: Sequence[str] = KINDS,
     severities: Sequence[float] = (0.25, 0.5, 1.0),
-    seed: int = 0,
+    generator: torch.Generator | None = None,
     instances: Tensor | None = None,
     unlabeled: int = 0,
     dataset: str | None = None,
     palette: Palette | None = None,
 ) -> Image.Image:
-    """Rows = kinds; columns = clean, then each severity (same seed everywhere), with captions."""
+    """Rows = kinds; columns = clean, then each severity (one seed from ``generator`` for every cell)."""
     if labels.dim() != 2:
         raise ValueError(f"preview takes one (H, W) label map, got shape {tuple(labels.shape)}")
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     h, w = labels.shape
     pad, head, side = 4, 18, 84
     grid = Image.new("RGB", (side + (len(severities) + 1) * (w + pad), head + len(kinds) * (h + pad)), "white")

@@ -21,7 +21,7 @@ REGISTRY: dict[str, Kind] = {
 }
 KINDS: tuple[str, ...] = tuple(REGISTRY)
 PAPER_KINDS: tuple[str, ...] = ("ds", "edge", "random")
-MAX_ID = 2**20  # label ids index dense per-map tables, so they must stay moderate
+MAX_ID = 2**16  # ids index dense per-map tables; 16 bits covers every PNG label format
 
 
 def get_kind(kind: str) -> Kind:
@@ -60,6 +60,9 @@ def corrupt(
     maps = _check_labels(labels)
     inst = _check_instances(instances, labels)
     _check_unlabeled(unlabeled, labels.dtype)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}; "
+                         "use torch.Generator().manual_seed(seed)")
     gens = rng.map_generators(generator, maps.shape[0])  # drawn even at severity 0: one seed per map
     if severity == 0 or labels.numel() == 0:
         return labels.clone()
@@ -103,7 +106,7 @@ def _check_labels(labels: Any) -> Tensor:
         if low < 0:
             raise ValueError(f"labels must be non-negative raw dataset ids, found {low}")
         if high >= MAX_ID:
-            raise ValueError(f"label ids must be below {MAX_ID}, found {high}; remap the ids first")
+            raise ValueError(f"label ids must be below {MAX_ID} (16 bit), found {high}; remap the ids first")
     maps = labels.long()
     return maps if maps.dim() == 3 else maps.unsqueeze(0)
 

@@ -268,6 +268,8 @@ def test_bad_input_raises_value_error(labels, kwargs, message):
 
 def test_unknown_kind_and_bad_values():
     x = torch.zeros(8, 8, dtype=torch.long)
+    with pytest.raises(ValueError, match="torch.Generator"):
+        noise_sim.corrupt(x, "random", generator=0)
     with pytest.raises(ValueError, match="unknown kind 'blur'.*ds"):
         noise_sim.corrupt(x, "blur")
     with pytest.raises(ValueError, match="factor"):
