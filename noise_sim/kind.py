@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -48,16 +49,21 @@ def round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
+def is_real(value: Any) -> bool:
+    """A real number (Python or numpy scalar), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_int(name: str, value: Any, low: int) -> int:
     """An integer >= low (integral floats accepted), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < low:
+    if not is_real(value) or not math.isfinite(value) or value != int(value) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
 
 
 def check_float(name: str, value: Any, low: float, high: float = math.inf) -> float:
     """A real number in [low, high], else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+    if not is_real(value) or not low <= value <= high:
         raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
     return float(value)
 

@@ -1,5 +1,4 @@
-"""Batched, exact morphology on integer label maps: boundaries, diamond dilation, L1 distance and
-nearest-pixel transforms, 4-connected components and per-map class ranks.
+"""Batched exact morphology on label maps: boundaries, dilation, distances, components, per-map id tables.
 
 Every function takes (B, H, W) tensors, works on any device, uses only integer and boolean arithmetic
 (so CPU and GPU agree bit for bit) and never loops over pixels in Python.

@@ -36,9 +36,14 @@ def ds(labels: Tensor, *, factor: int, gens: Sequence[torch.Generator], instance
     factor = check_int("factor", factor, 1)
     _, h, w = labels.shape
     hd, wd = max(1, h // factor), max(1, w // factor)
-    index = lambda n, m: torch.tensor(pil_nearest_index(n, m), device=labels.device)  # noqa: E731
-    small = labels.index_select(1, index(h, hd)).index_select(2, index(w, wd))  # (B, hd, wd)
-    return small.index_select(1, index(hd, h)).index_select(2, index(wd, w))  # one full-size pass
+    dev = labels.device
+    small = labels.index_select(1, _index(h, hd, dev)).index_select(2, _index(w, wd, dev))  # (B, hd, wd)
+    return small.index_select(1, _index(hd, h, dev)).index_select(2, _index(wd, w, dev))  # one full-size pass
+
+
+def _index(n_in: int, n_out: int, device: torch.device) -> Tensor:
+    """``pil_nearest_index`` as an int64 tensor on ``device``."""
+    return torch.tensor(pil_nearest_index(n_in, n_out), device=device)
 
 
 def edge(labels: Tensor, *, radius: int, gens: Sequence[torch.Generator], instances: Tensor | None,

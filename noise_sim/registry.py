@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from . import geometric, mixture, painting, paper, regions, rng
-from .kind import Kind
+from .kind import Kind, is_real
 
 REGISTRY: dict[str, Kind] = {
     k.name: k
@@ -81,7 +81,7 @@ def changed_fraction(clean: Tensor, noisy: Tensor) -> Tensor:
 
 def _check_severity(severity: Any) -> float:
     """A float in [0, 1], else ValueError."""
-    if isinstance(severity, bool) or not isinstance(severity, (int, float)) or math.isnan(severity):
+    if not is_real(severity) or math.isnan(severity):
         raise ValueError(f"severity must be a number in [0, 1], got {severity!r}")
     if not 0.0 <= severity <= 1.0:
         raise ValueError(f"severity must be in [0, 1], got {severity}")
@@ -120,8 +120,8 @@ def _check_instances(instances: Any, labels: Tensor) -> Tensor | None:
         raise ValueError(
             f"instances has shape {tuple(instances.shape)} but labels has {tuple(labels.shape)}; they must match"
         )
-    if instances.numel() and int(instances.min()) < 0:
-        raise ValueError(f"instance ids must be non-negative, found {int(instances.min())}")
+    if instances.numel() and not 0 <= int(instances.min()) <= int(instances.max()) < 2**31:
+        raise ValueError(f"instance ids must lie in [0, 2**31), found {int(instances.min())}..{int(instances.max())}")
     inst = instances.to(labels.device).long()
     return inst if inst.dim() == 3 else inst.unsqueeze(0)
 
