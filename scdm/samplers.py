@@ -89,7 +89,7 @@ def dpmpp_2m_step(diffusion: Diffusion, x: torch.Tensor, i: int, x0: torch.Tenso
     h = float(lam(i - 1) - lam(i))
     sigma_ratio = float(((1 - acp[i - 1]) / (1 - acp[i])).sqrt())
     alpha_next = float(acp[i - 1].sqrt())
-    if x0_prev is None or h_prev is None:
+    if x0_prev is None or h_prev is None or i == 1:  # first order at the start and into t=0 (lower_order_final)
         d = x0
     else:
         r = h_prev / h

@@ -1,0 +1,42 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(int(os.environ.get("SCDM_TEST_THREADS", "2")))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes minutes; run with --runslow")
+    config.addinivalue_line("markers", "e2e: end-to-end browser test")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow test: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny random-weight SCDM checkpoint on the embedded world's 12 classes (32 px friendly)."""
+    from scdm.checkpoint import save_checkpoint
+    from scdm.config import LabelDiffusionConfig, LabelSchedule, ModelCard
+    from scdm.presets import TINY_UNET, world_labels
+    from scdm.unet import UNet
+
+    torch.manual_seed(0)
+    model = UNet(TINY_UNET)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    card = ModelCard(unet=TINY_UNET, labels=world_labels(), name="tiny",
+                     label_diffusion=LabelDiffusionConfig(LabelSchedule.CLASSWISE, kappa=tuple(float(k) for k in range(1, 13))))
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", model.state_dict(), card)

@@ -1,0 +1,71 @@
+"""Training: loss goes down on a tiny model, resume continues identically, bad settings are refused, DDP on gloo."""
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from scdm.presets import get_preset
+from scdm.train import STATE_NAME, TrainConfig, TrainData, train
+from scdm.world import WorldConfig, make_split
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = make_split("train", 16, WorldConfig(size=32))
+    return TrainData(d["labels"], d["images"], d["instances"])
+
+
+def _cfg(steps):
+    return replace(get_preset("tiny-scdm").train, steps=steps, batch_size=4, save_every=2, log_every=1)
+
+
+def test_resume_is_identical_to_an_uninterrupted_run(tmp_path, data):
+    card = get_preset("tiny-scdm").card
+    train(card, _cfg(4), data, tmp_path / "straight", device="cpu")
+    train(card, _cfg(2), data, tmp_path / "resumed", device="cpu")
+    train(card, _cfg(4), data, tmp_path / "resumed", device="cpu")
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "resumed" / STATE_NAME).is_file()
+    from scdm.pipeline import load_pipeline
+    pipe = load_pipeline(tmp_path / "resumed")
+    assert pipe.is_scdm and len(pipe.card.label_diffusion.kappa) == 12 and pipe.card.info["train_steps"] == 4
+
+
+def test_loss_decreases(tmp_path, data):
+    logs = []
+    card = get_preset("tiny-scdm").card
+    cfg = replace(_cfg(30), lr=2e-3, log_every=10, save_every=30)
+    train(card, cfg, data, tmp_path / "run", device="cpu", on_log=logs.append)
+    assert logs[-1]["loss"] < logs[0]["loss"] and logs[-1]["images_per_s"] > 0
+
+
+def test_bad_settings(tmp_path, data):
+    card = get_preset("tiny-scdm").card
+    with pytest.raises(ValueError, match="divisible"):
+        train(card, replace(_cfg(1), batch_size=3, grad_accum=2), data, tmp_path / "a", device="cpu")
+    with pytest.raises(ValueError, match="bf16"):
+        train(card, replace(_cfg(1), precision=__import__("scdm.train", fromlist=["Precision"]).Precision.FP16), data, tmp_path / "b", device="cpu")
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("huge")
+
+
+def test_torchrun_two_gloo_processes(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), SCDM_CACHE=str(tmp_path / "cache"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "scdm", "train", "--preset", "tiny-scdm", "--steps", "2", "--train-images", "16",
+           "--out", str(tmp_path / "ddp"), "--threads", "1"]
+    res = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "ddp" / "model.safetensors").is_file()
+    state = torch.load(tmp_path / "ddp" / STATE_NAME, weights_only=True)
+    assert state["step"] == 2 and state["seen"] == 2 * get_preset("tiny-scdm").train.batch_size
