@@ -22,9 +22,12 @@ from .classes import ClassTable, hex_color
 MAX_FILE_BYTES = 8 * 1024 * 1024  # per upload; also passed to Gradio's `max_file_size`
 MAX_SIDE = 4096  # pixels per side; larger images are refused before their pixels are decoded
 MIN_SIDE = 8  # smaller images carry no usable layout
+WORK_SIDE = 1024  # larger images are first subsampled (nearest, whole stride) so decoding stays fast on a CPU
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")  # Pillow decoders we allow (no EPS/PDF/PSD plugins)
-FAR = 60.0  # RGB distance from every palette colour beyond which a colour counts as unknown, not antialiased
+FAR = 40.0  # RGB distance from every palette colour and every two-colour blend beyond which a colour is unknown
+MAX_BLEND_CHECKS = 4096  # most frequent far colours tested against blends; rarer ones count as unknown
 MAX_UNKNOWN_FRACTION = 0.25  # refuse colour images with more unknown pixels: probably a photo, not a label map
+MAX_FAR_FRACTION = 0.5  # ... or with more pixels away from every class colour (region interiors are exact)
 ALPHA_CUTOFF = 128  # alpha below this is "not painted"
 TOP_COLORS = 5  # unknown colours listed in a report
 
@@ -35,7 +38,8 @@ class ColorReport:
 
     pixels: int  # pixels looked at
     snapped: int  # pixels whose colour was not exactly a palette colour and were moved to the nearest one
-    unknown: int  # of those, pixels farther than FAR from every palette colour
+    far: int  # of those, pixels farther than FAR from every palette colour (blends at boundaries, artefacts)
+    unknown: int  # of those, pixels farther than FAR from every blend of two palette colours too
     transparent: int  # pixels with alpha < ALPHA_CUTOFF, set to the fill id
     off_palette: tuple[tuple[str, int, str], ...]  # most frequent non-palette colours: (hex, pixels, snapped to)
 
@@ -48,7 +52,7 @@ class ColorReport:
             pct = 100 * self.snapped / max(self.pixels, 1)
             parts.append(f"snapped {self.snapped} px ({pct:.1f}%) to the nearest class colour")
         if self.unknown:
-            parts.append(f"{self.unknown} px far from every class colour")
+            parts.append(f"{self.unknown} px of unknown colours (not a class colour or a blend of two)")
         if self.transparent:
             parts.append(f"{self.transparent} px transparent -> unlabeled")
         if self.off_palette:
@@ -72,6 +76,21 @@ class DecodedLabel:
         return "\n".join(lines)
 
 
+def blend_distance(colors: np.ndarray, palette: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """(U, 3) colours -> distance to the nearest blend a*c_i + (1-a)*c_j of two palette colours (antialiasing)."""
+    i, j = np.triu_indices(len(palette), 1)
+    if not len(i):
+        return np.sqrt(((colors - palette[0]) ** 2).sum(-1))
+    a, d = palette[i], palette[j] - palette[i]  # (P, 3) segment starts and directions
+    dd = np.maximum((d * d).sum(-1), 1e-9)  # (P,)
+    out = np.empty(len(colors), np.float32)
+    for s in range(0, len(colors), chunk):
+        v = colors[s:s + chunk, None, :] - a[None]  # (u, P, 3)
+        t = np.clip((v * d[None]).sum(-1) / dd, 0.0, 1.0)  # (u, P) position along each segment
+        out[s:s + chunk] = np.sqrt(((v - t[..., None] * d[None]) ** 2).sum(-1)).min(1)
+    return out
+
+
 def snap_to_palette(rgba: np.ndarray, table: ClassTable) -> tuple[np.ndarray, ColorReport]:
     """(H, W, 3|4) uint8 colours -> (H, W) raw ids of the nearest palette colour; alpha < 128 -> fill id."""
     rgba = np.asarray(rgba)
@@ -92,8 +111,13 @@ def snap_to_palette(rgba: np.ndarray, table: ClassTable) -> tuple[np.ndarray, Co
     out[~transparent] = ids[nearest][inverse.reshape(-1)]
     off = np.flatnonzero(d > 0)
     top = off[np.argsort(-counts[off], kind="stable")][:TOP_COLORS]
+    far = np.flatnonzero(d > FAR)
+    far = far[np.argsort(-counts[far], kind="stable")]
+    checked = far[:MAX_BLEND_CHECKS]
+    unknown = int(counts[checked[blend_distance(unique_rgb[checked], pal) > FAR]].sum())
+    unknown += int(counts[far[MAX_BLEND_CHECKS:]].sum())
     report = ColorReport(
-        pixels=h * w, snapped=int(counts[off].sum()), unknown=int(counts[d > FAR].sum()),
+        pixels=h * w, snapped=int(counts[off].sum()), far=int(counts[far].sum()), unknown=unknown,
         transparent=int(transparent.sum()),
         off_palette=tuple((hex_color(tuple(int(v) for v in unique_rgb[i])), int(counts[i]), table.names[nearest[i]])
                           for i in top))
@@ -137,9 +161,9 @@ def _decode_colors(rgba: np.ndarray, table: ClassTable, what: str) -> tuple[np.n
     """Snap colours; refuse images that are mostly far from the palette."""
     label, rep = snap_to_palette(rgba, table)
     painted = rep.pixels - rep.transparent
-    if painted and rep.unknown / painted > MAX_UNKNOWN_FRACTION:
+    if painted and (rep.unknown / painted > MAX_UNKNOWN_FRACTION or rep.far / painted > MAX_FAR_FRACTION):
         raise ValueError(
-            f"{what}: {100 * rep.unknown / painted:.0f}% of the pixels are far from every class colour "
+            f"{what}: {100 * rep.far / painted:.0f}% of the pixels are far from every class colour "
             f"(e.g. {', '.join(h for h, _, _ in rep.off_palette[:3])}); this does not look like a label map in "
             f"this model's palette. Upload a colour-coded label in the palette shown in the legend, or an index "
             f"PNG of raw ids ({table.describe_ids()}).")
@@ -198,6 +222,7 @@ def decode_bytes(data: bytes, table: ClassTable, size: int) -> DecodedLabel:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=FORMATS)
+            fmt = im.format
             w, h = im.size
             if w > MAX_SIDE or h > MAX_SIDE:
                 raise ValueError(f"the image is {w}x{h} px; the limit is {MAX_SIDE} px per side (the model works "
@@ -206,11 +231,17 @@ def decode_bytes(data: bytes, table: ClassTable, size: int) -> DecodedLabel:
                 raise ValueError(f"the image is {w}x{h} px; label maps must be at least {MIN_SIDE}x{MIN_SIDE} px")
             frames = getattr(im, "n_frames", 1)
             im.load()
+            stride = -(-max(w, h) // WORK_SIDE)
+            if stride > 1:  # nearest subsampling never invents ids or colours
+                im = im.resize((max(1, w // stride), max(1, h // stride)), Image.Resampling.NEAREST)
+                im.format = fmt
     except UnidentifiedImageError:
         raise ValueError(f"not a readable image: upload a label map as {', '.join(FORMATS[:-1])} or WebP") from None
     except (OSError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ValueError(f"the image is truncated or corrupt ({type(e).__name__}: {e})") from None
     label, source, notes, colors = _from_image(im, table)
+    if stride > 1:
+        notes.insert(0, f"subsampled {w}x{h} -> {im.size[0]}x{im.size[1]} px (stride {stride}) before decoding")
     if frames > 1:
         notes.insert(0, f"the file has {frames} frames; only the first was used")
     if colors is not None:
