@@ -1,0 +1,179 @@
+"""Demo actions on tiny random-weight models: streaming, downloads that reproduce the images, edit mode, API."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from demo.canvas import canvas_value
+from demo.editing import example_scene, repaint_mask
+from demo.handlers import Handlers, Models
+from demo.labelmap import decode_file, index_png
+from demo.noise import apply_corruption
+from demo.runner import Preview, Result, stream_generate
+from demo.settings import GenerateSettings, read_settings
+from demo.tiny import make_tiny_checkpoints
+from scdm.pipeline import Pipeline, load_pipeline
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two trainings share this CPU: the demo tests use one torch thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def pipes(tmp_path_factory) -> tuple[Pipeline, Pipeline]:
+    a, b = make_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
+    return load_pipeline(a, device="cpu"), load_pipeline(b, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def handlers(pipes) -> Handlers:
+    h = Handlers(Models.of(*pipes), min_preview_interval=0.0)
+    yield h
+    h.store.cleanup()
+
+
+def run(stream) -> dict:
+    """Merge the streamed updates; remember whether previews came."""
+    merged: dict = {"previews": 0}
+    for update in stream:
+        merged["previews"] += sum(k.endswith("preview") for k in update)
+        merged.update(update)
+    return merged
+
+
+def test_models_are_sorted_into_slots(pipes) -> None:
+    scdm, sdm = pipes
+    m = Models.of(sdm, scdm)
+    assert m.scdm is scdm and m.sdm is sdm and m.size == SIZE and m.primary is scdm
+    assert Models.of(sdm).scdm is None and Models.of(sdm).primary is sdm
+    with pytest.raises(ValueError, match="one SCDM and/or one SDM"):
+        Models.of(scdm, scdm)
+    other = Pipeline(sdm.model, replace(sdm.card, unet=replace(sdm.card.unet, image_size=32)))
+    with pytest.raises(ValueError, match="works at 64 px"):
+        Models.of(scdm, other)
+
+
+def test_generate_streams_previews_galleries_and_downloads(handlers: Handlers) -> None:
+    label = example_scene(0, SIZE).label
+    out = run(handlers.generate_stream(canvas_value(label, handlers.table, SIZE), "edge", 0.3, "ddim", 3, 1.5, 5, 2))
+    assert out["previews"] >= 2
+    for slot in ("SCDM", "SDM"):
+        assert len(out[f"{slot} gallery"]) == 2 and out[f"{slot} gallery"][0][0].shape == (256, 256, 3)
+        assert out[f"{slot} preview"].shape[0] == 2 * 128 + 4  # x̂0 row, gap, y_t row
+    names = sorted(Path(f).name for f in out["files"])
+    assert names == sorted(["label.png", "label_color.png", "label_corrupted_color.png", "scdm_0.png", "scdm_1.png",
+                            "sdm_0.png", "sdm_1.png", "settings.json"])
+    assert "**SCDM** (`tiny-scdm`): 2 images in" in out["info"] and "corruption `edge`" in out["info"]
+
+
+def test_settings_json_reproduces_the_images(handlers: Handlers, pipes) -> None:
+    label = example_scene(1, SIZE).label
+    out = run(handlers.generate_stream(canvas_value(label, handlers.table, SIZE), "random", 0.4, "ancestral", 2, 1.5,
+                                       11, 1))
+    files = {Path(f).name: Path(f) for f in out["files"]}
+    settings = read_settings(files["settings.json"].read_text())
+    doc = json.loads(files["settings.json"].read_text())
+    clean = decode_file(files[doc["label_file"]], handlers.table, SIZE).label
+    assert np.array_equal(clean, label)
+    noisy = apply_corruption(clean, settings.corruption, settings.severity, settings.seed, handlers.table)
+    for pipe, name in zip(pipes, ("scdm_0.png", "sdm_0.png")):
+        again = pipe.generate(noisy[None], **settings.generate_kwargs())
+        assert np.array_equal(again[0], np.asarray(Image.open(files[name]))), name
+
+
+def test_generate_refuses_bad_input_before_sampling(handlers: Handlers) -> None:
+    value = canvas_value(example_scene(0, SIZE).label, handlers.table, SIZE)
+    with pytest.raises(ValueError, match="unknown corruption"):
+        next(handlers.generate_stream(value, "nonsense", 0.3, "ddim", 3, 1.5, 0, 1))
+    with pytest.raises(ValueError, match="the canvas is empty"):
+        next(handlers.generate_stream(None, "none", 0.3, "ddim", 3, 1.5, 0, 1))
+
+
+def test_edit_regenerates_only_the_repainted_region(handlers: Handlers) -> None:
+    scene = example_scene(2, SIZE)
+    with pytest.raises(ValueError, match="nothing was repainted"):
+        next(handlers.edit_stream(2, canvas_value(scene.label, handlers.table, SIZE), "ddim", 2, 1.5, 0, 1))
+    edited = scene.label.astype(np.int64).copy()
+    edited[8:24, 8:24] = 5  # paint a tree
+    out = run(handlers.edit_stream(2, canvas_value(edited, handlers.table, SIZE), "ddim", 3, 1.5, 0, 1))
+    mask = repaint_mask(scene.label.astype(np.int64), edited)
+    assert out["mask"].shape == (256, 256, 3) and "regenerated" in out["info"]
+    img = np.asarray(Image.open(next(f for f in out["files"] if f.endswith("scdm_0.png"))))
+    keep = mask == 0
+    assert np.array_equal(img[keep], scene.image[keep])  # SDM Eq. 12: known pixels are kept exactly
+    assert not np.array_equal(img[~keep], scene.image[~keep])
+
+
+def test_repaint_mask_grows_by_one_pixel() -> None:
+    a = np.zeros((5, 5), np.int64)
+    b = a.copy()
+    b[2, 2] = 1
+    assert repaint_mask(a, b).sum() == 5 and repaint_mask(a, b, grow=0).sum() == 1
+
+
+def test_api_generate_returns_model_resolution_images(handlers: Handlers, tmp_path) -> None:
+    p = tmp_path / "label.png"
+    p.write_bytes(index_png(example_scene(3, SIZE).label))
+    scdm, sdm, info = handlers.generate_api(str(p), "none", 0.0, "ddim", 2, 1.0, 0, 2)
+    assert len(scdm) == len(sdm) == 2 and scdm[0][0].shape == (SIZE, SIZE, 3) and scdm[0][1] == "SCDM #0"
+    assert "8-bit index PNG" in info
+    with pytest.raises(ValueError, match="no label map file"):
+        handlers.generate_api(None, "none", 0.0, "ddim", 2, 1.0, 0, 2)
+
+
+def test_refresh_shows_label_corruption_and_label_diffusion(handlers: Handlers) -> None:
+    value = canvas_value(example_scene(0, SIZE).label, handlers.table, SIZE)
+    decoded, report, corrupted, note, yt, keep, curves = handlers.refresh(value, "random", 0.5, 0, 900)
+    assert decoded.shape == corrupted.shape == yt.shape == (256, 256, 3)
+    assert not np.array_equal(decoded, corrupted) and "changed" in note
+    assert "keep probability" in keep and "t = 900" in keep and set(curves.columns) == {"t", "keep probability", "class"}
+    decoded, report, *_ = handlers.refresh(None, "none", 0.0, 0, 0)
+    assert "⚠️ the canvas is empty" in report
+    *_, note, _, _, _ = handlers.refresh(value, "nonsense", 0.5, 0, 0)
+    assert "⚠️ unknown corruption" in note
+
+
+def test_sdm_only_demo(pipes) -> None:
+    h = Handlers(Models.of(pipes[1]), min_preview_interval=0.0)
+    try:
+        value = canvas_value(example_scene(0, SIZE).label, h.table, SIZE)
+        *_, keep, _ = h.refresh(value, "none", 0.0, 0, 500)
+        assert "does not diffuse labels" in keep
+        out = run(h.generate_stream(value, "none", 0.0, "ddim", 2, 1.5, 0, 1))
+        assert out["SCDM gallery"] == [] and len(out["SDM gallery"]) == 1 and "**SCDM**: no model loaded" in out["info"]
+    finally:
+        h.store.cleanup()
+
+
+def test_closing_the_stream_stops_the_sampler(handlers: Handlers) -> None:
+    pipe = handlers.models.scdm
+    stream = stream_generate(pipe, example_scene(0, SIZE).label, GenerateSettings(steps=200, num_samples=1),
+                             handlers.table, min_interval=0.0)
+    first = next(stream)
+    assert isinstance(first, Preview) and first.x0.shape == (1, SIZE, SIZE, 3)
+    start = time.perf_counter()
+    stream.close()
+    assert time.perf_counter() - start < 20
+    assert not any(t.name == "scdm-demo-sampler" and t.is_alive() for t in threading.enumerate())
+
+
+def test_stream_reraises_sampler_errors(handlers: Handlers) -> None:
+    bad = np.full((SIZE, SIZE), 99)  # not a class: the pipeline refuses it inside the worker
+    with pytest.raises(ValueError, match="not classes of this model"):
+        list(stream_generate(handlers.models.scdm, bad, GenerateSettings(steps=2, num_samples=1), handlers.table))
+    assert isinstance(Result(np.zeros((1, 2, 2, 3), np.uint8), 0.0), Result)
