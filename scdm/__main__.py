@@ -26,6 +26,11 @@ def _train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, steps=args.steps)
     if args.batch_size:
         cfg = replace(cfg, batch_size=args.batch_size)
+    if args.grad_accum:
+        cfg = replace(cfg, grad_accum=args.grad_accum)
+    if args.precision:
+        from .train import Precision
+        cfg = replace(cfg, precision=Precision(args.precision))
     out = Path(args.out or Path("runs") / args.preset)
     n = args.train_images or preset.train_images
     print(f"making/loading {n} training scenes of the embedded world ...", file=sys.stderr)
@@ -45,7 +50,11 @@ def _train(args: argparse.Namespace) -> int:
     if distributed:
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
-        train(preset.card, cfg, data, out, device=args.device, on_log=on_log)
+        init = args.init_from
+        if init == "bundled":
+            from .pipeline import BUNDLED_DIR
+            init = BUNDLED_DIR / args.preset
+        train(preset.card, cfg, data, out, device=args.device, init_from=init, on_log=on_log)
     finally:
         bar.close()
         if distributed:
@@ -129,11 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--preset", required=True, help="embedded-scdm, embedded-sdm or tiny-scdm")
     t.add_argument("--out", help="run directory (default runs/PRESET); an existing run resumes")
     t.add_argument("--steps", type=int, help="total optimizer steps (overrides the preset)")
-    t.add_argument("--batch-size", type=int)
+    t.add_argument("--batch-size", type=int, help="global batch per optimizer step")
+    t.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step on each rank")
+    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast dtype (fp16: GPU only)")
     t.add_argument("--train-images", type=int, help="number of procedural training scenes")
     t.add_argument("--threads", type=int, help="torch CPU threads")
     t.add_argument("--device")
     t.add_argument("--log", help="append step/loss/img_s lines to this file")
+    t.add_argument("--init-from", help="checkpoint directory (or 'bundled') to continue from when OUT has no train_state.pt")
     t.add_argument("--install", action="store_true", help="copy the final EMA checkpoint into scdm/weights/PRESET")
     t.set_defaults(fn=_train)
     s = sub.add_parser("sample", help="generate images for a folder of index-PNG label maps")

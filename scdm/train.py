@@ -108,9 +108,14 @@ def _batch(data: TrainData, idx: np.ndarray, card: ModelCard, flip: np.ndarray, 
 
 
 def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | Path, *,
-          device: str | torch.device | None = None,
+          device: str | torch.device | None = None, init_from: str | Path | None = None,
           on_log: Callable[[dict], None] | None = None) -> Path:
-    """Train (or resume) the model described by `card` on `data`; returns the checkpoint directory."""
+    """Train (or resume) the model described by `card` on `data`; returns the checkpoint directory.
+
+    A run resumes from `out_dir/train_state.pt` when it exists; otherwise `init_from` (a checkpoint directory
+    of the same architecture, e.g. the bundled EMA weights) seeds weights, EMA and the step counter, with a
+    fresh optimizer: how a run continues on a machine that lost its training state.
+    """
     out_dir = Path(out_dir)
     rank, world = _dist_info()
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -139,6 +144,15 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, seen = int(state["step"]), int(state.get("seen", 0))
+    elif init_from is not None:
+        from .checkpoint import check_state_dict, read_card, read_weights
+
+        weights = read_weights(init_from)
+        check_state_dict(model.state_dict(), weights, f"weights in {init_from}")
+        model.load_state_dict(weights)
+        ema.load_state_dict(weights)
+        info = read_card(init_from).info
+        step, seen = int(info.get("train_steps", 0)), int(info.get("train_images", 0))
     net = DistributedDataParallel(model) if world > 1 else model
     autocast = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(config.precision)
     scaler = torch.amp.GradScaler("cuda", enabled=config.precision == Precision.FP16)

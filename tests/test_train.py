@@ -69,3 +69,14 @@ def test_torchrun_two_gloo_processes(tmp_path):
     assert (tmp_path / "ddp" / "model.safetensors").is_file()
     state = torch.load(tmp_path / "ddp" / STATE_NAME, weights_only=True)
     assert state["step"] == 2 and state["seen"] == 2 * get_preset("tiny-scdm").train.batch_size
+
+
+def test_continue_from_exported_weights_without_train_state(tmp_path, data):
+    card = get_preset("tiny-scdm").card
+    train(card, _cfg(2), data, tmp_path / "first", device="cpu")
+    logs = []
+    train(card, replace(_cfg(3), log_every=1), data, tmp_path / "second", device="cpu",
+          init_from=tmp_path / "first", on_log=logs.append)
+    assert [r["step"] for r in logs] == [3]  # continued at step 2, not from scratch
+    state = torch.load(tmp_path / "second" / STATE_NAME, weights_only=True)
+    assert state["step"] == 3
