@@ -67,8 +67,9 @@ def infer_unet(state: dict[str, torch.Tensor]):
         mult.append(state[f"output_blocks.{first}.0.out_layers.2.weight"].shape[0] // ch)
         if f"output_blocks.{first}.1.qkv.weight" in state:
             attn.append(2 ** (levels - 1 - lvl))
-    head = next((v.shape[0] for k, v in state.items() if k.endswith("qkv.weight")), 3 * 64) // 3
-    heads_ch = 64 if head % 64 == 0 else head
+    # Head count is invisible in the tensors: the official 64 channels per head where the widths allow it.
+    widths = [v.shape[0] // 3 for k, v in state.items() if k.endswith("qkv.weight")] or [64]
+    heads_ch = 64 if all(w % 64 == 0 for w in widths) else min(widths)
     return UNetConfig(model_channels=ch, channel_mult=tuple(reversed(mult)), num_res_blocks=nrb,
                       attention_ds=tuple(sorted(attn)), num_head_channels=heads_ch,
                       label_channels=shared.shape[1], spade_hidden=shared.shape[0],

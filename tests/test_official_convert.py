@@ -8,7 +8,7 @@ from scdm.config import UNetConfig
 from scdm.unet import UNet
 
 CFG = UNetConfig(image_size=32, model_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(2,),
-                 num_head_channels=32, label_channels=7, spade_hidden=128, groupnorm_groups=32)
+                 num_head_channels=64, label_channels=7, spade_hidden=128, groupnorm_groups=32)
 
 
 @pytest.fixture()
@@ -25,16 +25,17 @@ def official_pt(tmp_path):
 
 def test_convert_inferred_and_hparams_give_identical_outputs(official_pt, tmp_path):
     model, path = official_pt
-    kappa = np.linspace(1, 50, 6)
-    a = load_pipeline(convert_official(path, tmp_path / "a", kappa=kappa))
+    # read off the tensors, all 7 label channels are classes; with no_instance=False the last one is the edge
+    a = load_pipeline(convert_official(path, tmp_path / "a", kappa=np.linspace(1, 50, 7)))
     b = load_pipeline(convert_official(path, tmp_path / "b", image_size=32, num_classes=6, no_instance=False,
                                        num_channels=32, num_res_blocks=1, channel_mult="1,2",
-                                       attention_resolutions="16", num_head_channels=32))
+                                       attention_resolutions="16", num_head_channels=64))
     x, t, y = torch.randn(1, 3, 32, 32), torch.tensor([10.0]), torch.rand(1, 7, 32, 32).round()
     with torch.no_grad():
         ref = model(x, t, y)
         assert torch.allclose(a.model(x, t, y), ref, atol=1e-6) and torch.allclose(b.model(x, t, y), ref, atol=1e-6)
     assert a.is_scdm and not b.is_scdm and b.card.labels.use_edges and b.card.labels.num_classes == 6
+    assert a.card.unet.channel_mult == b.card.unet.channel_mult == CFG.channel_mult
 
 
 def test_mismatch_names_keys_shapes_and_preset(official_pt, tmp_path):
