@@ -147,6 +147,7 @@ class BenchConfig:
     precision: Precision = Precision.FP32  # BF16 autocasts the U-Net
     device: str | None = None  # None = cuda when present, else cpu
     grid_labels: int = 4  # labels shown per image grid
+    figures: bool = True  # draw plots and grids (`python -m bench plot RUN` redraws plots later)
 
 
 # ---------------------------------------------------------------------------------------------- validation

@@ -134,20 +134,22 @@ def feature_diversity(groups: Sequence[np.ndarray]) -> float:
 
 
 def load_lpips(backbone: Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """LPIPS v0.1 (AlexNet): the package's linear weights plus torchvision AlexNet weights from `backbone`."""
-    import lpips
-    import torchvision
+    """LPIPS v0.1 (AlexNet): the package's linear weights plus torchvision AlexNet `features.*` from `backbone`."""
+    import warnings
 
-    model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)  # no download
-    alex = torchvision.models.alexnet()
+    import lpips
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchvision's `pretrained=` deprecation inside lpips
+        model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)  # no download
     try:
         state = torch.load(backbone, map_location="cpu", weights_only=True)
-        alex.load_state_dict(state)
-    except (RuntimeError, OSError, ValueError) as e:
-        raise ValueError(f"--lpips-backbone {backbone} is not torchvision AlexNet weights ({ALEXNET_FILE}): {e}") from None
-    for k in range(1, model.net.N_slices + 1):
-        for name, module in getattr(model.net, f"slice{k}").named_children():
-            module.load_state_dict(alex.features[int(name)].state_dict())
+        for k in range(1, model.net.N_slices + 1):
+            for name, module in getattr(model.net, f"slice{k}").named_children():  # children keep AlexNet's indices
+                module.load_state_dict({p: state[f"features.{name}.{p}"] for p in module.state_dict()})
+    except (RuntimeError, OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"--lpips-backbone {backbone} is not torchvision AlexNet weights ({ALEXNET_FILE}): "
+                         f"{type(e).__name__}: {e}") from None
     return model.requires_grad_(False).eval().to(device)
 
 

@@ -17,6 +17,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from scdm.checkpoint import atomic_write_bytes
+
 from . import report
 from .config import BenchConfig, Mode, ModelKind, ModelSpec, Precision, Reference, to_dict, validate
 from .datasets import Split, dataset_labels, load_eval, load_train, mean_colours, unlabeled_id
@@ -233,9 +235,6 @@ def _run(config: BenchConfig, out: Path, events: Events, rank: int, world: int) 
 def score_and_report(config: BenchConfig, out: Path, models: list[Model], split: Split, bank: LabelBank,
                      conds: Sequence[Condition], scorer: Scorer, events: Events) -> Path:
     """Score every cell (cached per cell in RUN/rows), then write the table, summary, plots and grids."""
-    from .grids import make_grid, palette_lut
-    from .plots import plot_all
-
     all_cells = [(m, c) for m in models for c in _cells(m, config, conds)]
     n = len(split)
     wanted = {m.value for m in scorer.plan.metrics}
@@ -268,10 +267,18 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
     df = report.frame(rows)
     csv, _ = report.write_table(df, out)
     notes = _notes(config, scorer)
-    from scdm.checkpoint import atomic_write_bytes
-
     atomic_write_bytes(out / report.SUMMARY_NAME, report.summary_markdown(
         df, title=f"Label-noise benchmark: {config.dataset.kind.value}", notes=notes).encode())
+    if config.figures:
+        _figures(config, out, df, all_cells, conds, n)
+    return csv
+
+
+def _figures(config: BenchConfig, out: Path, df, all_cells, conds: Sequence[Condition], n: int) -> None:
+    """plots/<metric>.png from the table and grids/<condition>.png from the run folder."""
+    from .grids import make_grid, palette_lut
+    from .plots import plot_all
+
     plot_all(df, out / "plots")
     spec = dataset_labels(config.dataset.kind)
     lut = palette_lut(spec.palette, spec.raw_ids) if spec is not None else palette_lut()
@@ -284,7 +291,6 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
             first.setdefault(cell.model, cell)
         name = "clean" if c.is_clean else f"{c.corruption}_{c.severity:g}"
         make_grid(out, c, list(first.values()), shown, lut, out / "grids" / f"{name}.png")
-    return csv
 
 
 def _load_samples(out: Path, cell: Cell, indices: Sequence[int], samples: int) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Robustness benchmark: corrupt labels, sample, score, report."""

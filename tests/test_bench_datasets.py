@@ -1,0 +1,123 @@
+"""bench datasets and config: layouts, resize protocol, flat-paint colours, and clear errors on bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.config import (BenchConfig, CorruptionSpec, DatasetKind, DatasetSpec, Metric, ModelKind, ModelSpec,
+                          config_to_json, load_config, validate)
+from bench.datasets import flat_paint, list_pairs, load_eval, load_train, mean_colours
+
+
+def make_ade20k(root, n_val: int = 3, n_train: int = 2, size=(48, 40), seed: int = 0):
+    """A fake ADEChallengeData2016 folder: JPEG images, PNG annotations with raw ids 0..150."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("validation", n_val), ("training", n_train)):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "annotations" / split).mkdir(parents=True)
+        for i in range(n):
+            name = f"ADE_{split[:3]}_{i:08d}"
+            Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(root / "images" / split / f"{name}.jpg")
+            label = np.zeros((size[1], size[0]), np.uint8)
+            label[: size[1] // 2] = 3  # sky
+            label[size[1] // 2:, : size[0] // 2] = 5  # tree
+            label[size[1] // 2:, size[0] // 2:] = rng.integers(1, 151)
+            label[0, 0] = 0  # unlabeled
+            Image.fromarray(label).save(root / "annotations" / split / f"{name}.png")
+    return root
+
+
+def test_ade20k_layout_and_resize_protocol(tmp_path) -> None:
+    root = make_ade20k(tmp_path / "ade")
+    spec = DatasetSpec(kind=DatasetKind.ADE20K, root=str(root), resolution=32)
+    split = load_eval(spec)
+    assert split.images.shape == (3, 32, 32, 3) and split.labels.shape == (3, 32, 32) and split.instances is None
+    assert split.names[0] == "ADE_val_00000000"
+    assert set(np.unique(split.labels[0])) <= {0, 3, 5} | set(range(1, 151))  # nearest: no new ids
+    assert len(load_eval(spec, limit=2)) == 2
+    train = load_train(spec, 5)
+    assert len(train) == 2 and train.names[0].startswith("ADE_tra")
+
+
+def test_cityscapes_and_coco_layouts(tmp_path) -> None:
+    city = tmp_path / "city"
+    for sub in ("leftImg8bit/val/aachen", "gtFine/val/aachen"):
+        (city / sub).mkdir(parents=True)
+    Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(city / "leftImg8bit/val/aachen/a_000000_leftImg8bit.png")
+    Image.fromarray(np.full((32, 64), 7, np.uint8)).save(city / "gtFine/val/aachen/a_000000_gtFine_labelIds.png")
+    Image.fromarray(np.full((32, 64), 26001, np.int32)).save(city / "gtFine/val/aachen/a_000000_gtFine_instanceIds.png")
+    split = load_eval(DatasetSpec(kind=DatasetKind.CITYSCAPES, root=str(city), resolution=16))
+    assert split.labels.shape == (1, 16, 32) and split.instances is not None and split.instances.max() == 26001
+
+    coco = tmp_path / "coco"
+    for sub in ("val_img", "val_label", "val_inst"):
+        (coco / sub).mkdir(parents=True)
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(coco / "val_img" / "x.jpg")
+    Image.fromarray(np.full((20, 20), 255, np.uint8)).save(coco / "val_label" / "x.png")
+    Image.fromarray(np.ones((20, 20), np.uint8)).save(coco / "val_inst" / "x.png")
+    split = load_eval(DatasetSpec(kind=DatasetKind.COCO_STUFF, root=str(coco), resolution=16))
+    assert split.labels.max() == 255 and split.instances is not None
+
+
+def test_bad_dataset_input_names_the_file(tmp_path) -> None:
+    spec = DatasetSpec(kind=DatasetKind.ADE20K, root=str(tmp_path / "missing"), resolution=32)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_eval(spec)
+    root = make_ade20k(tmp_path / "ade")
+    spec = DatasetSpec(kind=DatasetKind.ADE20K, root=str(root), resolution=32)
+    extra = root / "annotations" / "validation" / "ADE_val_00000099.png"
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(extra)
+    with pytest.raises(ValueError, match="ADE_val_00000099.png"):
+        load_eval(spec)
+    extra.unlink()
+    bad = root / "annotations" / "validation" / "ADE_val_00000001.png"
+    Image.fromarray(np.full((40, 48), 200, np.uint8)).save(bad)
+    with pytest.raises(ValueError, match=r"ADE_val_00000001.png has class ids \[200\]"):
+        load_eval(spec)
+    Image.fromarray(np.zeros((40, 48), np.uint8)).save(bad)
+    (root / "images" / "validation" / "ADE_val_00000002.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="cannot read .*ADE_val_00000002.jpg"):
+        load_eval(spec)
+    (root / "annotations" / "validation" / "ADE_val_00000002.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match="must be PNG"):
+        list_pairs(spec)
+
+
+def test_flat_paint_uses_mean_training_colours() -> None:
+    from bench.datasets import Split
+
+    labels = np.array([[[1, 1], [2, 2]]], np.int32)
+    images = np.array([[[[10, 0, 0], [30, 0, 0]], [[0, 100, 0], [0, 200, 0]]]], np.uint8)
+    colours = mean_colours(Split(images, labels, None, ("a",)))
+    assert colours[1].tolist() == [20, 0, 0] and colours[2].tolist() == [0, 150, 0]
+    painted = flat_paint(np.array([[[2, 0], [1, 7]]]), colours)
+    assert painted[0, 0, 0].tolist() == [0, 150, 0] and painted[0, 1, 1].tolist() == [0, 0, 0]  # unseen ids black
+
+
+def test_config_roundtrip_and_validation(tmp_path) -> None:
+    cfg = BenchConfig(models=(ModelSpec("a", "embedded-scdm"), ModelSpec("real", kind=ModelKind.REAL)),
+                      corruptions=(CorruptionSpec("ds", (0.4,)),), metrics=(Metric.MIOU,), seeds=(0, 1))
+    path = tmp_path / "c.json"
+    path.write_text(config_to_json(cfg))
+    assert load_config(path) == cfg
+    toml = tmp_path / "c.toml"
+    toml.write_text('seeds = [3]\nlimit = 5\n[dataset]\nkind = "ade20k"\nroot = "x"\n'
+                    '[[corruptions]]\nkind = "edge"\nseverities = [0.3]\n')
+    t = load_config(toml)
+    assert t.dataset.kind == DatasetKind.ADE20K and t.corruptions == (CorruptionSpec("edge", (0.3,)),) and t.seeds == (3,)
+    for bad, match in ((BenchConfig(corruptions=(CorruptionSpec("blur", (0.5,)),)), "unknown corruption 'blur'"),
+                       (BenchConfig(corruptions=(CorruptionSpec("ds", (0.0,)),)), r"\(0, 1\]"),
+                       (BenchConfig(models=(ModelSpec("x"),)), "needs a `source`"),
+                       (BenchConfig(dataset=DatasetSpec(kind=DatasetKind.ADE20K)), "needs `root`"),
+                       (BenchConfig(seeds=(0, 0)), "distinct")):
+        with pytest.raises(ValueError, match=match):
+            validate(bad)
+    path.write_text(json.dumps({"metrics": ["fid", "psnr"]}))
+    with pytest.raises(ValueError, match="'psnr' is not one of"):
+        load_config(path)
+    path.write_text(json.dumps({"modles": []}))
+    with pytest.raises(ValueError, match="unknown fields"):
+        load_config(path)
