@@ -73,10 +73,10 @@ def guarded_stream(fn: Callable[..., Iterator[dict[str, Any]]], targets: dict[st
 
 def _settings_row(defaults: GenerateSettings) -> tuple[Any, ...]:
     with gr.Row(equal_height=True):
-        n = gr.Slider(1, MAX_SAMPLES, value=defaults.num_samples, step=1, label="Samples per model")
-        sampler = gr.Dropdown(list(SAMPLERS), value=defaults.sampler, label="Sampler")
-        steps = gr.Slider(1, UI_MAX_STEPS, value=defaults.steps, step=1, label="Steps")
-        guidance = gr.Slider(0.0, 10.0, value=defaults.guidance, step=0.1, label="Guidance")
+        n = gr.Slider(1, MAX_SAMPLES, value=defaults.num_samples, step=1, label="Samples per model", elem_id="samples")
+        sampler = gr.Dropdown(list(SAMPLERS), value=defaults.sampler, label="Sampler", elem_id="sampler")
+        steps = gr.Slider(1, UI_MAX_STEPS, value=defaults.steps, step=1, label="Steps", elem_id="steps")
+        guidance = gr.Slider(0.0, 10.0, value=defaults.guidance, step=0.1, label="Guidance", elem_id="guidance")
         with gr.Column(min_width=200):
             seed = gr.Number(defaults.seed, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
             dice = gr.Button("🎲 Randomize", size="sm", elem_id="randomize")
@@ -143,7 +143,8 @@ def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, defaults: Generate
                         with gr.Row():
                             corruption = gr.Dropdown(corruption_choices(), value=defaults.corruption,
                                                      label="Corruption", elem_id="corruption")
-                            severity = gr.Slider(0.0, 1.0, value=defaults.severity, step=0.05, label="Severity")
+                            severity = gr.Slider(0.0, 1.0, value=defaults.severity, step=0.05, label="Severity",
+                                                 elem_id="severity")
                         corruption_note = gr.Markdown(describe(defaults.corruption))
                         corrupted = gr.Image(label="What a careless user drew (the models get this)",
                                              interactive=False, format="png", elem_id="corrupted",
@@ -206,15 +207,16 @@ def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, defaults: Generate
         gr.on([editor.change, editor.input, editor.apply, corruption.change, severity.release, seed.change, t_slider.release, app.load],
               **refresh)
 
-        def on_upload(path: str | None) -> tuple[Any, str]:
+        def on_upload(path: str | None) -> tuple[Any, str, None]:
+            """Decode into the canvas; the file box is emptied so that another file can be dropped."""
             try:
                 value, report = h.upload(path)
-                return value, report
+                return value, report, None
             except ValueError as e:
                 gr.Warning(str(e))
-                return gr.skip(), f"⚠️ {e}"
+                return gr.skip(), f"⚠️ {e}", None
 
-        upload.upload(guarded(on_upload), [upload], [editor, upload_report], api_visibility="private")
+        upload.upload(guarded(on_upload), [upload], [editor, upload_report, upload], api_visibility="private")
         fill_btn.click(guarded(h.fill), [fill_class], [editor], api_visibility="private")
         def on_example(evt: gr.SelectData) -> Any:
             return h.example(evt.index)

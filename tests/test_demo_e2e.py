@@ -1,0 +1,153 @@
+"""End to end in a real browser: start `python -m demo`, upload and paint a label, generate, see both galleries.
+
+Needs Debian's `chromium` (/usr/bin/chromium) and the `playwright` Python package; the test is skipped with
+a reason when either is missing. The full-page screenshot goes to `artifacts/demo/` (git-ignored).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from demo.classes import ClassTable
+from scdm.presets import world_labels
+from scdm.world import make_scene
+
+CHROMIUM = os.environ.get("SCDM_CHROMIUM", "/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("SCDM_ARTIFACTS", REPO / "artifacts")) / "demo"
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+STARTUP_TIMEOUT = 240  # s: importing torch and gradio on a busy 2-core machine
+STEP_TIMEOUT = 180_000  # ms per browser wait: generous, a loaded CI machine renders the page slowly
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: apt-get install -y chromium"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory):
+    """`python -m demo --tiny DIR` in a subprocess (one torch thread); yields the URL it prints.
+
+    Set SCDM_DEMO_URL to test an already running demo instead.
+    """
+    if os.environ.get("SCDM_DEMO_URL"):
+        yield os.environ["SCDM_DEMO_URL"].rstrip("/")
+        return
+    tmp = tmp_path_factory.mktemp("e2e")
+    log = open(tmp / "server.log", "w+")
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "demo", "--tiny", str(tmp / "ckpt"), "--port", str(port),
+                             "--threads", "1"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = None
+    deadline = time.time() + STARTUP_TIMEOUT
+    while time.time() < deadline and proc.poll() is None:
+        log.seek(0)
+        m = re.search(r"Running on local URL:\s+(http://\S+)", log.read())
+        if m:
+            url = m.group(1).rstrip("/")
+            break
+        time.sleep(0.5)
+    if url is None:
+        proc.kill()
+        log.seek(0)
+        pytest.fail(f"the demo did not print its URL within {STARTUP_TIMEOUT} s:\n{log.read()[-3000:]}")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def paint_stroke(page, editor: str) -> None:
+    """Drag the mouse across the middle of an ImageEditor's canvas with the current brush."""
+    canvas = page.locator(f"{editor} canvas").first
+    box = canvas.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 70, cy - 50)
+    page.mouse.down()
+    for i in range(25):
+        page.mouse.move(cx - 70 + i * 6, cy - 50 + i * 3)
+    page.mouse.up()
+
+
+def set_number(page, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_paint_upload_generate_in_browser(demo_url: str, tmp_path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    table = ClassTable.from_spec(world_labels())
+    label_file = tmp_path / "label.jpg"  # a colour-coded JPEG: snapped to the palette, with a report
+    Image.fromarray(table.colorize(make_scene(6, "test").label).repeat(4, 0).repeat(4, 1)).save(label_file,
+                                                                                                quality=90)
+    bad_file = tmp_path / "not-a-label.png"
+    bad_file.write_bytes(b"this is text, not a PNG")
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.set_default_timeout(STEP_TIMEOUT)
+        sync_api.expect.set_options(timeout=STEP_TIMEOUT)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(demo_url)
+            page.locator("#canvas canvas").first.wait_for(timeout=STEP_TIMEOUT)
+            sync_api.expect(page.locator("#canvas-report")).to_contain_text("Read as")
+
+            # Upload: a non-image gives a clear message; a colour JPEG is decoded and reported.
+            page.get_by_role("tab", name="Upload").click()
+            page.locator("#upload input[type=file]").set_input_files(str(bad_file))
+            sync_api.expect(page.locator("#upload-report")).to_contain_text("not a readable image")
+            page.locator("#upload input[type=file]").set_input_files(str(label_file))
+            report = page.locator("#upload-report")
+            sync_api.expect(report).to_contain_text("colour-coded")
+            sync_api.expect(report).to_contain_text("resized 256x256 -> 64x64")
+
+            # Paint over the uploaded label, then corrupt it.
+            page.get_by_role("tab", name="Paint").click()
+            before = page.locator("#decoded img").get_attribute("src")
+            paint_stroke(page, "#canvas")
+            page.wait_for_function(
+                "src => document.querySelector('#decoded img')?.getAttribute('src') !== src", arg=before)
+            page.locator("#corruption input").click()
+            page.get_by_role("option", name="edge", exact=True).click()
+            set_number(page, "steps", 4)
+            set_number(page, "samples", 2)
+
+            # Generate: both galleries fill, the info shows the latency, downloads appear.
+            page.locator("#generate").click()
+            for gallery in ("#scdm-gallery", "#sdm-gallery"):
+                page.wait_for_function(f"document.querySelectorAll('{gallery} img').length >= 2",
+                                       timeout=STEP_TIMEOUT)
+            sync_api.expect(page.locator("#info")).to_contain_text("images in")
+            sync_api.expect(page.locator("#info")).to_contain_text("corruption edge")
+            sync_api.expect(page.locator("#downloads")).to_contain_text("settings")
+            page.screenshot(path=str(ARTIFACTS / "e2e.png"), full_page=True)
+        finally:
+            browser.close()
+    assert not errors, errors
+    shot = np.asarray(Image.open(ARTIFACTS / "e2e.png"))
+    assert shot.shape[0] > 800 and shot.std() > 10
