@@ -97,7 +97,8 @@ def _config(args: argparse.Namespace):
               "segmenter": args.segmenter, "inception_weights": args.inception_weights,
               "lpips_backbone": args.lpips_backbone, "batch_size": args.batch_size, "device": args.device,
               "metrics": tuple(Metric(m) for m in args.metrics) if args.metrics else None,
-              "precision": Precision.BF16 if args.bf16 else None}
+              "precision": Precision(args.precision) if args.precision else None,
+              "diversity_corrupted": True if args.diversity_corrupted else None}
     return replace(cfg, **{k: v for k, v in simple.items() if v is not None})
 
 
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--root", help="dataset folder (not for the embedded world)")
     g.add_argument("--split", help="evaluated split (default: the layout's validation/test split)")
     g.add_argument("--resolution", type=int, help="image side after resizing (default 64)")
-    g.add_argument("--world-scenes", type=int, help="embedded world: number of test scenes (default 100)")
+    g.add_argument("--world-scenes", type=int, help="embedded world: number of test scenes (default 50)")
     g.add_argument("--limit", type=int, help="use only the first N labels")
     g.add_argument("--reference", choices=[k.value for k in Reference],
                    help="FID/KID reference: train (independent draw; default) or eval (the papers' protocol)")
@@ -196,9 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--seeds", type=int, nargs="+", help="run seeds (error bars over seeds); default 0")
     g.add_argument("--samples", type=int, help="samples per label for FID/KID/mIoU (default 1)")
     g.add_argument("--diversity-samples", type=int, help="samples per label for diversity (default 3)")
-    g.add_argument("--diversity-labels", type=int, help="labels with diversity samples (default 10; 0 = off)")
+    g.add_argument("--diversity-labels", type=int, help="labels with diversity samples (default 8; 0 = off)")
+    g.add_argument("--diversity-corrupted", action="store_true", help="diversity samples on corrupted labels too")
     g.add_argument("--batch-size", type=int, help="images per generate() call")
-    g.add_argument("--bf16", action="store_true", help="bf16 autocast for the U-Net")
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="U-Net autocast (default auto: bf16 where the device has fast bf16)")
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
     g.add_argument("--threads", type=int, help="torch CPU threads")
     g = r.add_argument_group("corruptions")

@@ -84,6 +84,19 @@ def _all_ok(ok: bool, world: int) -> bool:
     return bool(flag.item())
 
 
+def _autocast(config: BenchConfig, device: str) -> torch.dtype | None:
+    """The U-Net autocast dtype for `config.precision` on `device`."""
+    if config.precision == Precision.FP32:
+        return None
+    if config.precision == Precision.BF16:
+        return torch.bfloat16
+    if device.startswith("cuda"):
+        fast = torch.cuda.is_bf16_supported()
+    else:
+        fast = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
+    return torch.bfloat16 if fast else None
+
+
 def _device(config: BenchConfig) -> str:
     if config.device:
         return config.device
@@ -132,9 +145,10 @@ def load_models(config: BenchConfig, split: Split, device: str) -> list[Model]:
     return models
 
 
-def _sample_counts(config: BenchConfig, n: int, kind: ModelKind) -> list[int]:
-    if kind != ModelKind.DIFFUSION:
-        return [1] * n
+def _sample_counts(config: BenchConfig, n: int, kind: ModelKind, condition: Condition) -> list[int]:
+    """Samples wanted per label: extra ones on the diversity subset (clean labels unless diversity_corrupted)."""
+    if kind != ModelKind.DIFFUSION or not (condition.is_clean or config.diversity_corrupted):
+        return [config.samples if kind == ModelKind.DIFFUSION else 1] * n
     extra = max(config.samples, config.diversity_samples)
     return [extra if i < config.diversity_labels else config.samples for i in range(n)]
 
@@ -206,12 +220,12 @@ def _run(config: BenchConfig, out: Path, events: Events, rank: int, world: int) 
         bank.write(out, c, mine)
     colours = mean_colours(Split(train.images[:config.dataset.flat_paint_images], train.labels[:config.dataset.flat_paint_images],
                                  None, ())) if train is not None else None
-    autocast = torch.bfloat16 if config.precision == Precision.BF16 else None
+    autocast = _autocast(config, device)
     for model in models:
-        counts = _sample_counts(config, len(split), model.spec.kind)
         cells = _cells(model, config, conds)
         for setting in dict.fromkeys(c.setting for c in cells):
-            jobs = pending(out, [c for c in cells if c.setting == setting], mine, counts)
+            jobs = [job for c in cells if c.setting == setting
+                    for job in pending(out, [c], mine, _sample_counts(config, len(split), model.spec.kind, c.condition))]
             events.stage(f"sampling {model.spec.name}" + (f" {setting.folder}" if setting.sampler != "none" else ""), len(jobs))
             if model.spec.kind == ModelKind.DIFFUSION:
                 sample_diffusion(model.pipe, jobs, bank, out, batch_size=config.batch_size,
@@ -241,16 +255,14 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
     events.stage("scoring", len(all_cells))
     rows: list[dict] = []
     for model, cell in all_cells:
-        counts = _sample_counts(config, n, model.spec.kind)
+        counts = _sample_counts(config, n, model.spec.kind, cell.condition)
         context = f"{scorer.context}|n{n}|s{config.samples}|d{config.diversity_labels}x{config.diversity_samples}"
         path = rows_path(out, cell, context)
         cached = read_json(path)
         if cached is None or not wanted <= set(cached.get("metrics", ())):
             images = _load_samples(out, cell, range(n), config.samples if model.spec.kind == ModelKind.DIFFUSION else 1)
-            groups = []
-            if model.spec.kind == ModelKind.DIFFUSION and config.diversity_labels > 0:
-                groups = [np.stack([read_png(sample_path(out, cell, i, j)) for j in range(counts[i])])
-                          for i in range(min(config.diversity_labels, n))]
+            groups = [np.stack([read_png(sample_path(out, cell, i, j)) for j in range(counts[i])])
+                      for i in range(n) if counts[i] >= 2]
             reps = len(images) // n
             clean = np.repeat(split.labels, reps, axis=0)
             noisy = None if cell.condition.is_clean else np.repeat(bank.get(cell.condition), reps, axis=0)

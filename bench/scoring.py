@@ -166,7 +166,7 @@ def build_scorer(plan: Plan, reference: np.ndarray, reference_key: str, *, devic
 
         try:
             segmenter = load_segmenter(plan.segmenter, device=device)
-        except (RuntimeError, OSError) as e:
+        except (ValueError, RuntimeError, OSError) as e:
             raise ValueError(f"cannot load segmenter {plan.segmenter!r} for mIoU: {e}. Pass --segmenter DIR "
                              f"or leave miou out of --metrics") from None
     lpips = M.load_lpips(plan.alexnet, device) if plan.alexnet is not None else None

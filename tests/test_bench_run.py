@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from bench.config import (BenchConfig, CorruptionSpec, DatasetKind, DatasetSpec, Metric, ModelKind, ModelSpec,
-                          Reference, SamplerSpec, config_to_json)
+                          Precision, Reference, SamplerSpec, config_to_json)
 from bench.report import COLUMNS, read_table
 from bench.run import Events, run
 
@@ -69,7 +69,8 @@ def tiny_config(assets, **kw) -> BenchConfig:
                 ModelSpec("real", kind=ModelKind.REAL), ModelSpec("flat-paint", kind=ModelKind.FLAT_PAINT)),
         corruptions=(CorruptionSpec("ds", (0.4,)), CorruptionSpec("random", (0.2,))),
         samplers=(SamplerSpec(steps=2),), diversity_labels=2, diversity_samples=2, metrics=METRICS,
-        segmenter=str(assets["seg"]), batch_size=3, metric_batch_size=4, device="cpu", grid_labels=2, figures=False)
+        segmenter=str(assets["seg"]), batch_size=3, metric_batch_size=4, device="cpu", grid_labels=2, figures=False,
+        precision=Precision.FP32)
     return replace(cfg, **kw)
 
 
@@ -102,9 +103,10 @@ def test_report_files_and_table_shape(base_run: Path) -> None:
     assert set(df[df["model"] == "real"]["corruption"]) == {"clean"}
     assert set(df["corruption"]) == {"clean", "ds", "random"}
     assert not ((df["corruption"] == "clean") & (df["metric"] == "miou_noisy")).any()
-    assert set(df[df["metric"] == "feat_diversity"]["model"]) == {"scdm", "sdm"}
-    # 2 models x 3 conditions x 4 metrics (clean lacks miou_noisy) + real 2 + flat-paint 3 x 3 - clean miou_noisy
-    assert len(df) == 2 * (3 * 4 - 1) + 2 + (3 * 3 - 1)
+    div = df[df["metric"] == "feat_diversity"]
+    assert set(div["model"]) == {"scdm", "sdm"} and set(div["corruption"]) == {"clean"}  # diversity_corrupted off
+    # diffusion: clean (kid, feat_diversity, miou) + 2 corrupted x (kid, miou, miou_noisy); real 2; flat-paint 2 + 2 x 3
+    assert len(df) == 2 * (3 + 2 * 3) + 2 + (2 + 2 * 3)
     kid = df[(df["metric"] == "kid_effnetl0") & (df["corruption"] == "clean")].set_index("model")["value"]
     assert kid["real"] < kid["scdm"]  # real images are closer to the reference than random-weight samples
     assert (df[df["metric"] == "kid_effnetl0"]["n"] == 4).all()
@@ -113,7 +115,7 @@ def test_report_files_and_table_shape(base_run: Path) -> None:
                  "grids/ds_0.4.png", "labels/clean/00003.png", "labels/random/0.2/s0/00000.png"):
         assert (base_run / name).is_file(), name
     assert "| scdm |" in (base_run / "summary.md").read_text()
-    assert len(list((base_run / "samples" / "scdm").rglob("*.png"))) == 3 * (4 + 2)  # + diversity samples
+    assert len(list((base_run / "samples" / "scdm").rglob("*.png"))) == 3 * 4 + 2  # + 2 diversity samples
 
 
 def test_batch_size_independence(assets, base_run: Path, tmp_path: Path) -> None:
