@@ -32,6 +32,9 @@ EMBEDDED_UNET = UNetConfig(
     image_size=64, model_channels=24, channel_mult=(1, 2, 4, 4), num_res_blocks=1, attention_ds=(4, 8),
     num_head_channels=32, label_channels=12, spade_hidden=24, groupnorm_groups=8,
 )
+# The reference's x0 extrapolation (0.8) hurts these small models: mIoU of samples 0.43 with it, 0.64 without
+# (32 held-out labels, 2500 training steps; real images 0.66). Dynamic thresholding 0.95 and guidance 1.5 stay.
+EMBEDDED_SAMPLER = SamplerConfig(extrapolation=0.0)
 EMBEDDED_TRAIN = TrainConfig(
     steps=10_000, batch_size=16, lr=2e-4, warmup_steps=200, ema_decay=0.999, cond_drop=0.2,
     precision=Precision.BF16, seed=0, save_every=250, log_every=25,
@@ -40,7 +43,7 @@ EMBEDDED_TRAIN = TrainConfig(
 
 def _embedded(schedule: LabelSchedule, name: str) -> Preset:
     card = ModelCard(unet=EMBEDDED_UNET, labels=world_labels(), label_diffusion=LabelDiffusionConfig(schedule),
-                     sampler=SamplerConfig(), name=name, dataset="embedded")
+                     sampler=EMBEDDED_SAMPLER, name=name, dataset="embedded")
     return Preset(card, EMBEDDED_TRAIN, threads=1)
 
 
