@@ -18,8 +18,9 @@ from .canvas import make_editor
 from .editing import NUM_EXAMPLES, example_scene
 from .handlers import Handlers, Models
 from .labelmap import MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE
-from .noise import NONE, corruption_choices, describe
-from .settings import MAX_SAMPLES, MAX_SEED, SAMPLERS, GenerateSettings
+from .noise import corruption_choices, describe
+from .runner import autocast_dtype
+from .settings import CPU_DEFAULTS, MAX_SAMPLES, MAX_SEED, SAMPLERS, GenerateSettings
 from .views import DISPLAY_SIDE, upscale
 
 log = logging.getLogger(__name__)
@@ -95,11 +96,19 @@ def _model_column(slot: str, pipe: Pipeline | None, prefix: str) -> tuple[Any, A
     return preview, gallery
 
 
-def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, defaults: GenerateSettings = GenerateSettings(),
-              min_preview_interval: float = 0.2, concurrency: int = 1) -> gr.Blocks:
-    """The demo page for one or two pipelines (the SCDM and SDM slots are chosen by each model's card)."""
+def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, defaults: GenerateSettings | None = None,
+              precision: str = "auto", min_preview_interval: float = 0.2, concurrency: int = 1) -> gr.Blocks:
+    """The demo page for one or two pipelines (the SCDM and SDM slots are chosen by each model's card).
+
+    `defaults` fill the controls (CPU: `CPU_DEFAULTS`; GPU: the reference 25-step ancestral mode);
+    `precision` is "auto" (bf16 autocast where the hardware computes it natively), "fp32" or "bf16".
+    """
     models = Models.of(*[p for p in (scdm, sdm) if p is not None])
-    h = Handlers(models, min_preview_interval=min_preview_interval)
+    device = models.primary.device
+    if defaults is None:
+        defaults = CPU_DEFAULTS if device.type == "cpu" else GenerateSettings()
+    dtype = autocast_dtype(precision, device)
+    h = Handlers(models, min_preview_interval=min_preview_interval, precision="fp32" if dtype is None else "bf16")
     table, size = models.table, models.size
     T = models.primary.card.diffusion.num_timesteps
     start = example_scene(0, size).label if h.examples_available() else None
@@ -108,7 +117,7 @@ def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, defaults: Generate
     with gr.Blocks(title="SCDM vs SDM", delete_cache=(3600, 3600)) as app:
         app.handlers = h  # for tests and for cleanup at exit
         gr.Markdown(INTRO + "\nModels: " + ", ".join(f"**{k}** `{v}`" for k, v in models.names().items())
-                    + f" · {size} px · {len(table.class_ids)} classes")
+                    + f" · {size} px · {len(table.class_ids)} classes · {device.type} {h.precision}")
         n, sampler, steps, guidance, seed, dice = _settings_row(defaults)
 
         with gr.Tabs():
@@ -204,7 +213,8 @@ def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, defaults: Generate
         refresh_out = [decoded, canvas_report, corrupted, corruption_note, yt_img, keep_md, curves]
         refresh = dict(fn=guarded(h.refresh), inputs=refresh_in, outputs=refresh_out, api_visibility="private",
                        show_progress="hidden", trigger_mode="always_last", concurrency_limit=4)
-        gr.on([editor.change, editor.input, editor.apply, corruption.change, severity.release, seed.change, t_slider.release, app.load],
+        gr.on([editor.change, editor.input, editor.apply, corruption.change, severity.release, seed.change,
+               t_slider.release, app.load],
               **refresh)
 
         def on_upload(path: str | None) -> tuple[Any, str, None]:

@@ -49,7 +49,8 @@ class ClassTable:
         if len(set(self.raw_ids)) != len(self.raw_ids):
             raise ValueError(f"ClassTable: duplicate raw ids in {self.raw_ids}")
         if min(self.raw_ids) < 0 or max(self.raw_ids) >= MAX_LUT_ID:
-            raise ValueError(f"ClassTable: raw ids must be in [0, {MAX_LUT_ID}), got {min(self.raw_ids)}..{max(self.raw_ids)}")
+            raise ValueError(f"ClassTable: raw ids must be in [0, {MAX_LUT_ID}), "
+                             f"got {min(self.raw_ids)}..{max(self.raw_ids)}")
         seen: dict[tuple[int, int, int], str] = {}
         for name, color in zip(self.names, self.colors):
             if color in seen:

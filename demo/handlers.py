@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from scdm.pipeline import Pipeline
@@ -116,6 +117,11 @@ class Handlers:
     models: Models
     store: OutputStore = field(default_factory=OutputStore)
     min_preview_interval: float = 0.2  # s between streamed previews per model
+    precision: str = "fp32"  # "fp32", or "bf16" autocast (about 1.5x faster on bf16-capable CPUs)
+
+    @property
+    def autocast(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
 
     @property
     def table(self) -> ClassTable:
@@ -191,7 +197,8 @@ class Handlers:
         files.append(_save_png(d / "label_color.png", self.table.colorize(clean)))
         if settings.corruption != NONE:
             files.append(_save_png(d / "label_corrupted_color.png", self.table.colorize(noisy)))
-        text = settings_json(settings, models=self.models.names(), label=clean, label_file="label.png", edit=edit)
+        text = settings_json(settings, models=self.models.names(), label=clean, label_file="label.png",
+                             precision=self.precision, edit=edit)
         (d / "settings.json").write_text(text)
         files.append(str(d / "settings.json"))
         return files
@@ -249,7 +256,7 @@ class Handlers:
             if pipe is None:
                 continue
             for ev in stream_generate(pipe, label, settings, self.table, inpaint=inpaint,
-                                      min_interval=self.min_preview_interval):
+                                      min_interval=self.min_preview_interval, autocast=self.autocast):
                 if isinstance(ev, Preview):
                     yield {f"{slot} preview": preview_image(ev),
                            "info": f"sampling {slot}: step {ev.step + 1}/{ev.num_steps} (t = {ev.t})"}
@@ -268,7 +275,8 @@ class Handlers:
         settings = GenerateSettings.parse(corruption, severity, sampler, steps, guidance, seed, num_samples)
         dec = decode_file(path, self.table, self.models.size)
         noisy = apply_corruption(dec.label, settings.corruption, settings.severity, settings.seed, self.table)
-        results = {slot: generate(pipe, noisy, settings) for slot, pipe in self.models.slots() if pipe is not None}
+        results = {slot: generate(pipe, noisy, settings, autocast=self.autocast)
+                   for slot, pipe in self.models.slots() if pipe is not None}
         galleries = [[(im, f"{slot} #{k}") for k, im in enumerate(results[slot].images)] if slot in results else []
                      for slot, _ in self.models.slots()]
         notes = "; ".join(dec.notices)

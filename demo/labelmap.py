@@ -181,11 +181,13 @@ def _from_image(im: Image.Image, table: ClassTable) -> tuple[np.ndarray, str, li
         bits = {"L": 8, "I": 32}.get(mode, 16)
         if arr.dtype.kind == "i" and arr.size and int(arr.min()) < 0:
             raise ValueError(f"{bits}-bit index image: negative ids {int(arr.min())} are not raw dataset ids")
-        return _index_label(arr, table, f"{bits}-bit index {fmt}", lossy), f"{bits}-bit index {fmt} (pixel values = raw ids)", notes, None
+        source = f"{bits}-bit index {fmt} (pixel values = raw ids)"
+        return _index_label(arr, table, f"{bits}-bit index {fmt}", lossy), source, notes, None
     if mode == "LA":
         arr = np.asarray(im)
         ids = np.where(arr[..., 1] < ALPHA_CUTOFF, table.fill_id, arr[..., 0]).astype(np.int64)
-        return _index_label(ids, table, f"index {fmt} with alpha", lossy), f"index {fmt} with alpha (values = raw ids)", notes, None
+        source = f"index {fmt} with alpha (values = raw ids)"
+        return _index_label(ids, table, f"index {fmt} with alpha", lossy), source, notes, None
     if mode in ("P", "PA"):
         idx = np.asarray(im.convert("P") if mode == "PA" else im)
         used = np.unique(idx)

@@ -1,4 +1,4 @@
-"""The demo's `/generate` endpoint through `gradio_client`: results, clear errors, limits, and a server that survives."""
+"""The demo's `/generate` endpoint via `gradio_client`: results, clear errors, limits, a server that survives."""
 from __future__ import annotations
 
 import io

@@ -170,7 +170,8 @@ def test_nearest_resize_with_aspect_notice(table: ClassTable, label: np.ndarray)
     wide = np.repeat(label, 3, axis=1)[:48]  # 192 x 48
     dec = decode_bytes(index_png(wide), table, SIZE)
     assert dec.label.shape == (SIZE, SIZE)
-    assert any("resized 192x48 -> 64x64 px (nearest neighbour); the aspect ratio was not kept" in n for n in dec.notices)
+    expect = "resized 192x48 -> 64x64 px (nearest neighbour); the aspect ratio was not kept"
+    assert expect in dec.notices
 
 
 def test_small_image_is_upscaled_with_notice(table: ClassTable) -> None:

@@ -81,3 +81,17 @@ def test_settings_json_round_trip() -> None:
     assert read_settings(json.dumps(doc)) == s
     with pytest.raises(ValueError, match="not a settings file"):
         read_settings("[1, 2]")
+
+
+def test_cpu_defaults_and_precision() -> None:
+    import torch
+
+    from demo.runner import autocast_dtype
+    from demo.settings import CPU_DEFAULTS
+
+    assert CPU_DEFAULTS.num_samples == 4 and CPU_DEFAULTS.sampler == "dpmpp_2m" and CPU_DEFAULTS.steps <= 15
+    cpu = torch.device("cpu")
+    assert autocast_dtype("fp32", cpu) is None and autocast_dtype("bf16", cpu) == torch.bfloat16
+    assert autocast_dtype("auto", cpu) in (None, torch.bfloat16)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        autocast_dtype("fp8", cpu)
