@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
 
         print(config_to_json(validate(cfg)))
         return 0
-    bars = Bars(args.quiet)
+    bars = Bars(args.quiet or os.environ.get("RANK", "0") != "0")  # under torchrun, rank 0 shows the bars
     try:
         table = run(cfg, args.out, bars)
     finally:

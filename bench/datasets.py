@@ -135,7 +135,7 @@ def list_pairs(spec: DatasetSpec, train: bool = False) -> list[Pair]:
         if no_label:
             parts.append(f"{len(no_label)} image(s) without a label, e.g. {images[no_label[0]]}")
         raise ValueError(f"{len(images)} images vs {len(labels)} labels in {root}: " + "; ".join(parts))
-    if inst_dir is not None and kind in (DatasetKind.COCO_STUFF, DatasetKind.CITYSCAPES):
+    if inst_dir is not None:  # COCO-Stuff and Cityscapes always; a folder when it has instances/
         missing = sorted(set(labels) - set(insts))
         if missing:
             raise ValueError(f"{len(missing)} label(s) without an instance map in {inst_dir}, e.g. {labels[missing[0]]}")

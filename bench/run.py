@@ -68,6 +68,8 @@ def _distributed() -> tuple[int, int, bool]:
     created = False
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend, timeout=datetime.timedelta(hours=12))
         created = True
     return dist.get_rank(), dist.get_world_size(), created
@@ -79,7 +81,8 @@ def _all_ok(ok: bool, world: int) -> bool:
         return ok
     import torch.distributed as dist
 
-    flag = torch.tensor([1 if ok else 0], dtype=torch.int32)
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    flag = torch.tensor([1 if ok else 0], dtype=torch.int32, device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MIN)
     return bool(flag.item())
 
@@ -321,7 +324,7 @@ def _notes(config: BenchConfig, scorer: Scorer) -> list[str]:
         params = "; ".join(f"{s:g} -> {noise_sim.resolve_params(c.kind, s)}" for s in c.severities)
         notes.append(f"`{c.kind}` severities: {params}")
     ref = config.dataset.reference
-    notes.append("FID/KID reference: " + ("an independent training-split draw (`real` shows the floor at this N)"
+    notes.append("Fréchet/kernel distance reference: " + ("an independent training-split draw (`real` shows the floor at this N)"
                                           if ref == Reference.TRAIN else "the evaluated images (papers' protocol)"))
     if scorer.plan.segmenter:
         notes.append(f"mIoU segmenter: `{scorer.plan.segmenter}`")

@@ -121,3 +121,21 @@ def test_config_roundtrip_and_validation(tmp_path) -> None:
     path.write_text(json.dumps({"modles": []}))
     with pytest.raises(ValueError, match="unknown fields"):
         load_config(path)
+
+
+def test_folder_layout_with_instances(tmp_path) -> None:
+    for sub in ("images", "labels", "instances", "train/images", "train/labels"):
+        (tmp_path / sub).mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(np.full((24, 24, 3), 40 * i, np.uint8)).save(tmp_path / "images" / f"s{i}.png")
+        Image.fromarray(np.full((24, 24), 7 + i, np.uint8)).save(tmp_path / "labels" / f"s{i}.png")
+        Image.fromarray(np.eye(24, dtype=np.uint8)).save(tmp_path / "instances" / f"s{i}.png")
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(tmp_path / "train/images/t.jpg")
+    Image.fromarray(np.full((24, 24), 7, np.uint8)).save(tmp_path / "train/labels/t.png")
+    spec = DatasetSpec(kind=DatasetKind.FOLDER, root=str(tmp_path), resolution=16)
+    split = load_eval(spec)
+    assert split.names == ("s0", "s1") and split.labels[1].max() == 8 and split.instances.shape == (2, 16, 16)
+    assert len(load_train(spec, 3)) == 1
+    (tmp_path / "instances" / "s1.png").unlink()
+    with pytest.raises(ValueError, match="without an instance map"):
+        load_eval(spec)
