@@ -53,8 +53,9 @@ def plot_metric(df: pd.DataFrame, metric: str):
         ax.grid(alpha=0.3)
     arrow = " (lower is better)" if metric in LOWER_IS_BETTER else ""
     axes[0][0].set_ylabel(metric + arrow)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
     return fig
 
 
