@@ -163,7 +163,8 @@ def validate(config: BenchConfig) -> BenchConfig:
     names = [m.name for m in config.models]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"model names must be unique, got duplicates {dupes}; give each a distinct `name`")
+        raise ValueError(f"model names must be unique, got duplicates {dupes}; "
+                         f"give each a distinct `name` in a config file (--config)")
     for m in config.models:
         if not m.name or "/" in m.name or m.name.startswith("."):
             raise ValueError(f"model name {m.name!r} must be non-empty, without '/' and not start with '.'")

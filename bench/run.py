@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from .datasets import Split, dataset_labels, load_eval, load_train, mean_colours
 from .sampling import LabelBank, pending, sample_diffusion, shard, write_flat_paint, write_real
 from .scoring import Scorer, build_scorer, plan_metrics
 from .store import CLEAN, Cell, Condition, Setting, read_json, read_png, rows_path, sample_path, write_json
+
+if TYPE_CHECKING:
+    from scdm.pipeline import Pipeline
 
 
 class Events:
@@ -45,7 +48,7 @@ class Model:
     """A loaded table row family."""
 
     spec: ModelSpec
-    pipe: object | None = None  # scdm Pipeline for diffusion models
+    pipe: Pipeline | None = None  # for diffusion models
     label_diffusion: bool = False
 
     def settings(self, config: BenchConfig) -> list[Setting]:
@@ -209,7 +212,7 @@ def _run(config: BenchConfig, out: Path, events: Events, rank: int, world: int) 
             events.message(f"loading metric models ({', '.join(m.value for m in plan.metrics)})")
             scorer = build_scorer(plan, ref_images, ref_key, device=device, batch_size=config.metric_batch_size)
             write_json(out / "config.json", to_dict(config))
-    except ValueError as e:
+    except Exception as e:  # every process must hear about it, or the others would wait at the next collective
         error = e
     if not _all_ok(error is None, world):
         if error is not None:
