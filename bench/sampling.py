@@ -95,8 +95,8 @@ def sample_diffusion(pipe, jobs: Sequence[Job], bank: LabelBank, run: Path, *, b
         return
     setting = jobs[0].cell.setting
     assert all(job.cell.setting == setting for job in jobs)
-    # The edge channel comes from the dataset's (clean) instance maps, as in the reference benchmark; without
-    # instance maps the pipeline derives it from the label it is given (clean or corrupted).
+    # The edge channel comes from the dataset's clean instance maps when it has them (corruptions change only
+    # the label map); without instance maps the pipeline derives it from the label it is given.
     instances = bank.split.instances if pipe.card.labels.use_edges else None
     for s in range(0, len(jobs), batch_size):
         chunk = jobs[s:s + batch_size]
