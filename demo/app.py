@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import gradio as gr
@@ -15,6 +16,7 @@ import gradio as gr
 from scdm.pipeline import Pipeline
 
 from .canvas import make_editor
+from .classes import hex_color
 from .editing import NUM_EXAMPLES, example_scene
 from .handlers import Handlers, Models
 from .labelmap import MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE
@@ -72,7 +74,29 @@ def guarded_stream(fn: Callable[..., Iterator[dict[str, Any]]], targets: dict[st
     return wrapper
 
 
-def _settings_row(defaults: GenerateSettings) -> tuple[Any, ...]:
+@dataclass(frozen=True)
+class Settings:
+    """The shared sampler controls above the tabs."""
+
+    num_samples: Any
+    sampler: Any
+    steps: Any
+    guidance: Any
+    seed: Any
+
+    def inputs(self) -> list[Any]:
+        """In the order `Handlers` takes them: sampler, steps, guidance, seed, number of samples."""
+        return [self.sampler, self.steps, self.guidance, self.seed, self.num_samples]
+
+
+@dataclass(frozen=True)
+class Results:
+    """One model column pair: streamed previews, galleries, info text and downloads."""
+
+    targets: dict[str, Any]  # update name (as `Handlers` yields it) -> component
+
+
+def _settings_row(defaults: GenerateSettings) -> Settings:
     with gr.Row(equal_height=True):
         n = gr.Slider(1, MAX_SAMPLES, value=defaults.num_samples, step=1, label="Samples per model", elem_id="samples")
         sampler = gr.Dropdown(list(SAMPLERS), value=defaults.sampler, label="Sampler", elem_id="sampler")
@@ -81,19 +105,152 @@ def _settings_row(defaults: GenerateSettings) -> tuple[Any, ...]:
         with gr.Column(min_width=200):
             seed = gr.Number(defaults.seed, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
             dice = gr.Button("🎲 Randomize", size="sm", elem_id="randomize")
-    return n, sampler, steps, guidance, seed, dice
+    dice.click(lambda: random.randint(0, MAX_SEED), None, [seed], api_visibility="private")
+    return Settings(n, sampler, steps, guidance, seed)
 
 
 def _model_column(slot: str, pipe: Pipeline | None, prefix: str) -> tuple[Any, Any]:
     title = f"### {slot}" + (f" — `{pipe.card.name}`" if pipe is not None else " — not loaded")
     sub = "robust: label diffusion" if slot == "SCDM" else "standard: clean-label conditioning"
-    with gr.Column(visible=True):
+    with gr.Column():
         gr.Markdown(f"{title}\n{sub}")
         preview = gr.Image(label=f"{slot}: x̂₀ (top) and y_t (bottom) while sampling", interactive=False,
                            format="png", elem_classes="scdm-pixel", elem_id=f"{prefix}{slot.lower()}-preview")
-        gallery = gr.Gallery(label=f"{slot} samples", columns=4, rows=1, height=240, format="png", interactive=False,
-                             elem_id=f"{prefix}{slot.lower()}-gallery", elem_classes="scdm-pixel")
+        gallery = gr.Gallery(label=f"{slot} samples", columns=4, rows=1, height=210, format="png",
+                             interactive=False, elem_id=f"{prefix}{slot.lower()}-gallery", elem_classes="scdm-pixel")
     return preview, gallery
+
+
+def _results(models: Models, prefix: str, files_label: str) -> Results:
+    """SCDM and SDM columns side by side, then the info text and the downloads."""
+    with gr.Row():
+        scdm_preview, scdm_gallery = _model_column("SCDM", models.scdm, prefix)
+        sdm_preview, sdm_gallery = _model_column("SDM", models.sdm, prefix)
+    info = gr.Markdown(label="info", elem_id=f"{prefix}info")
+    files = gr.File(label=files_label, file_count="multiple", interactive=False, elem_id=f"{prefix}downloads",
+                    height=180)
+    return Results({"SCDM preview": scdm_preview, "SCDM gallery": scdm_gallery, "SDM preview": sdm_preview,
+                    "SDM gallery": sdm_gallery, "info": info, "files": files})
+
+
+def _label_inputs(h: Handlers, start: Any) -> Any:
+    """Paint / Upload / Examples sub-tabs that all feed one canvas; returns the canvas."""
+    table, size = h.table, h.models.size
+    with gr.Tabs():
+        with gr.Tab("Paint", id="paint"):
+            editor = make_editor(table, size, start, label="Canvas: paint with the class colours", elem_id="canvas")
+            with gr.Row():
+                fill_class = gr.Dropdown(list(table.names), value=table.names[0], label="Fill the whole canvas with",
+                                         scale=3)
+                fill_btn = gr.Button("Fill canvas", size="sm", scale=1, elem_id="fill")
+        with gr.Tab("Upload", id="upload"):
+            upload = gr.File(label="Label map", file_types=["image"], type="filepath", elem_id="upload")
+            gr.Markdown(f"An index PNG of raw dataset ids (8 or 16 bit), a palette PNG, or a colour-coded image in "
+                        f"the palette below (JPEG works, PNG is exact). {MIN_SIDE}..{MAX_SIDE} px per side and at "
+                        f"most {MAX_FILE_BYTES // 2**20} MiB; resized to {size} px.")
+            upload_report = gr.Markdown(elem_id="upload-report")
+        with gr.Tab("Examples", id="examples", visible=h.examples_available()):
+            examples = gr.Gallery(h.example_gallery(), columns=4, allow_preview=False, elem_id="examples",
+                                  label="Embedded-world test scenes: click one to load it")
+    gr.HTML(table.legend_html())
+
+    def on_upload(path: str | None) -> tuple[Any, str, None]:
+        """Decode into the canvas; the file box is emptied so that another file can be dropped."""
+        try:
+            value, report = h.upload(path)
+            return value, report, None
+        except ValueError as e:
+            gr.Warning(str(e))
+            return gr.skip(), f"⚠️ {e}", None
+
+    def on_example(evt: gr.SelectData) -> Any:
+        return h.example(evt.index)
+
+    upload.upload(guarded(on_upload), [upload], [editor, upload_report, upload], api_visibility="private")
+    fill_btn.click(guarded(h.fill), [fill_class], [editor], api_visibility="private")
+    examples.select(guarded(on_example), None, [editor], api_visibility="private")
+    return editor
+
+
+def _draw_tab(h: Handlers, settings: Settings, defaults: GenerateSettings, start: Any, gen_kw: dict) -> dict[str, Any]:
+    """Label in, corruption, generate, results; returns the components the live refresh reads and writes."""
+    with gr.Row():
+        with gr.Column(scale=3):
+            editor = _label_inputs(h, start)
+        with gr.Column(scale=2):
+            decoded = gr.Image(label="Label the models receive (before corruption)", interactive=False, format="png",
+                               elem_id="decoded", height=DISPLAY_SIDE + 40)
+            canvas_report = gr.Markdown(elem_id="canvas-report")
+            with gr.Row():
+                corruption = gr.Dropdown(corruption_choices(), value=defaults.corruption, label="Corruption",
+                                         elem_id="corruption")
+                severity = gr.Slider(0.0, 1.0, value=defaults.severity, step=0.05, label="Severity",
+                                     elem_id="severity")
+            corruption_note = gr.Markdown(describe(defaults.corruption))
+            corrupted = gr.Image(label="What a careless user drew (the models get this)", interactive=False,
+                                 format="png", elem_id="corrupted", height=DISPLAY_SIDE + 40)
+    go = gr.Button("Generate with SCDM and SDM", variant="primary", elem_id="generate")
+    res = _results(h.models, "", "Downloads: images, label (index PNG), settings JSON")
+    go.click(guarded_stream(h.generate_stream, res.targets), [editor, corruption, severity, *settings.inputs()],
+             list(res.targets.values()), api_visibility="private", **gen_kw)
+    return {"editor": editor, "corruption": corruption, "severity": severity, "decoded": decoded,
+            "canvas_report": canvas_report, "corrupted": corrupted, "corruption_note": corruption_note,
+            "results": res}
+
+
+def _edit_tab(h: Handlers, settings: Settings, start: Any, gen_kw: dict) -> None:
+    """Pick an example, repaint its label, regenerate only the repainted pixels."""
+    size = h.models.size
+    gr.Markdown("Pick an example, repaint part of its label, and regenerate only the repainted region; the rest "
+                "of the scene image is kept (SDM's semantic editing).")
+    index = gr.Slider(0, NUM_EXAMPLES - 1, value=0, step=1, label="Example")
+    with gr.Row():
+        scene_img = gr.Image(upscale(example_scene(0, size).image) if start is not None else None,
+                             label="Scene image", interactive=False, format="png")
+        editor = make_editor(h.table, size, start, label="Repaint the label", elem_id="edit-canvas")
+        mask_img = gr.Image(label="Region to regenerate", interactive=False, format="png")
+    go = gr.Button("Regenerate the repainted region", variant="primary", elem_id="edit-generate")
+    res = _results(h.models, "edit-", "Downloads")
+
+    def on_index(i: float) -> tuple[Any, Any, None]:
+        return upscale(example_scene(int(i), size).image), h.example(int(i)), None
+
+    index.change(guarded(on_index), [index], [scene_img, editor, mask_img], api_visibility="private")
+    gr.on([editor.input, editor.apply], guarded(h.edit_mask), [index, editor], [mask_img], api_visibility="private",
+          show_progress="hidden", trigger_mode="always_last", concurrency_limit=4)
+    targets = {**res.targets, "mask": mask_img}
+    go.click(guarded_stream(h.edit_stream, targets), [index, editor, *settings.inputs()], list(targets.values()),
+             api_visibility="private", **gen_kw)
+
+
+def _explainer_tab(h: Handlers) -> dict[str, Any]:
+    """A slider over t and one draw of y_t for the current label, with gamma_t(c) per class."""
+    pipe, table = h.models.primary, h.table
+    T = pipe.card.diffusion.num_timesteps
+    gr.Markdown(
+        "SCDM trains and samples with a *diffused* label y_t: at step t each pixel of class c keeps its label "
+        "with probability gamma_t(c) and otherwise becomes [MASK] (grey checkerboard). Large, common classes are "
+        "dropped early and small, rare ones late, so the model learns to fill in and correct labels: a careless "
+        f"drawing looks like an early y_t. This shows one draw of y_t for the current (corrupted) label under "
+        f"`{pipe.card.name}`'s schedule.")
+    t = gr.Slider(0, T, value=T // 2, step=10, label="t", elem_id="t")
+    with gr.Row():
+        y_t = gr.Image(label="y_t", interactive=False, format="png", elem_id="yt")
+        keep = gr.Markdown()
+    curves = gr.LinePlot(x="t", y="keep probability", color="class", label="gamma_t(c) per class", height=300,
+                         color_map={n: hex_color(c) for n, c in zip(table.names, table.colors)})
+    return {"t": t, "y_t": y_t, "keep": keep, "curves": curves}
+
+
+def _api(h: Handlers, res: Results, gen_kw: dict) -> None:
+    """`/generate`: a label map file and plain values (hidden components, validated by `Handlers`)."""
+    with gr.Group(visible=False):
+        inputs = [gr.File(type="filepath", label="label_map"), gr.Textbox(label="corruption"),
+                  gr.Number(label="severity"), gr.Textbox(label="sampler"), gr.Number(label="steps"),
+                  gr.Number(label="guidance"), gr.Number(label="seed"), gr.Number(label="num_samples")]
+        button = gr.Button("generate (API)")
+    outputs = [res.targets["SCDM gallery"], res.targets["SDM gallery"], res.targets["info"]]
+    button.click(guarded(h.generate_api), inputs, outputs, api_name="generate", **gen_kw)
 
 
 def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, defaults: GenerateSettings | None = None,
@@ -109,152 +266,31 @@ def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, defaults: Generate
         defaults = CPU_DEFAULTS if device.type == "cpu" else GenerateSettings()
     dtype = autocast_dtype(precision, device)
     h = Handlers(models, min_preview_interval=min_preview_interval, precision="fp32" if dtype is None else "bf16")
-    table, size = models.table, models.size
-    T = models.primary.card.diffusion.num_timesteps
-    start = example_scene(0, size).label if h.examples_available() else None
-    gen_kw = dict(concurrency_id="models", concurrency_limit=concurrency)
+    start = example_scene(0, models.size).label if h.examples_available() else None
+    gen_kw = dict(concurrency_id="models", concurrency_limit=concurrency)  # generations share one queue slot
 
     with gr.Blocks(title="SCDM vs SDM", delete_cache=(3600, 3600)) as app:
         app.handlers = h  # for tests and for cleanup at exit
         gr.Markdown(INTRO + "\nModels: " + ", ".join(f"**{k}** `{v}`" for k, v in models.names().items())
-                    + f" · {size} px · {len(table.class_ids)} classes · {device.type} {h.precision}")
-        n, sampler, steps, guidance, seed, dice = _settings_row(defaults)
-
+                    + f" · {models.size} px · {len(h.table.class_ids)} classes · {device.type} {h.precision}")
+        settings = _settings_row(defaults)
         with gr.Tabs():
             with gr.Tab("Draw & generate", id="draw"):
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        with gr.Tabs():
-                            with gr.Tab("Paint", id="paint"):
-                                editor = make_editor(table, size, start, label="Canvas: paint with the class colours",
-                                                     elem_id="canvas")
-                                with gr.Row():
-                                    fill_class = gr.Dropdown(list(table.names), value=table.names[0],
-                                                             label="Fill the whole canvas with", scale=3)
-                                    fill_btn = gr.Button("Fill canvas", size="sm", scale=1, elem_id="fill")
-                            with gr.Tab("Upload", id="upload"):
-                                upload = gr.File(label="Label map", file_types=["image"], type="filepath",
-                                                 elem_id="upload")
-                                gr.Markdown(
-                                    f"An index PNG of raw dataset ids (8 or 16 bit), a palette PNG, or a colour-coded "
-                                    f"image in the palette below (JPEG works, PNG is exact). {MIN_SIDE}..{MAX_SIDE} px "
-                                    f"per side and at most {MAX_FILE_BYTES // 2**20} MiB; resized to {size} px.")
-                                upload_report = gr.Markdown(elem_id="upload-report")
-                            with gr.Tab("Examples", id="examples", visible=h.examples_available()):
-                                ex_gallery = gr.Gallery(h.example_gallery(), columns=4, allow_preview=False,
-                                                        label="Embedded-world test scenes: click one to load it",
-                                                        elem_id="examples")
-                        gr.HTML(table.legend_html())
-                    with gr.Column(scale=2):
-                        decoded = gr.Image(label="Label the models receive (before corruption)", interactive=False,
-                                           format="png", elem_id="decoded", height=DISPLAY_SIDE + 40)
-                        canvas_report = gr.Markdown(elem_id="canvas-report")
-                        with gr.Row():
-                            corruption = gr.Dropdown(corruption_choices(), value=defaults.corruption,
-                                                     label="Corruption", elem_id="corruption")
-                            severity = gr.Slider(0.0, 1.0, value=defaults.severity, step=0.05, label="Severity",
-                                                 elem_id="severity")
-                        corruption_note = gr.Markdown(describe(defaults.corruption))
-                        corrupted = gr.Image(label="What a careless user drew (the models get this)",
-                                             interactive=False, format="png", elem_id="corrupted",
-                                             height=DISPLAY_SIDE + 40)
-                go = gr.Button("Generate with SCDM and SDM", variant="primary", elem_id="generate")
-                with gr.Row():
-                    scdm_preview, scdm_gallery = _model_column("SCDM", models.scdm, "")
-                    sdm_preview, sdm_gallery = _model_column("SDM", models.sdm, "")
-                info = gr.Markdown(label="info", elem_id="info")
-                files = gr.File(label="Downloads: images, label (index PNG), settings JSON", file_count="multiple",
-                                interactive=False, elem_id="downloads", height=180)
-
+                draw = _draw_tab(h, settings, defaults, start, gen_kw)
             with gr.Tab("Edit a scene", id="edit", visible=h.examples_available()):
-                gr.Markdown("Pick an example, repaint part of its label, and regenerate only the repainted "
-                            "region; the rest of the scene image is kept (SDM's semantic editing).")
-                ex_index = gr.Slider(0, NUM_EXAMPLES - 1, value=0, step=1, label="Example")
-                with gr.Row():
-                    scene_img = gr.Image(upscale(example_scene(0, size).image) if start is not None else None,
-                                         label="Scene image", interactive=False, format="png")
-                    edit_editor = make_editor(table, size, start, label="Repaint the label", elem_id="edit-canvas")
-                    mask_img = gr.Image(label="Region to regenerate", interactive=False, format="png")
-                edit_go = gr.Button("Regenerate the repainted region", variant="primary", elem_id="edit-generate")
-                with gr.Row():
-                    e_scdm_preview, e_scdm_gallery = _model_column("SCDM", models.scdm, "edit-")
-                    e_sdm_preview, e_sdm_gallery = _model_column("SDM", models.sdm, "edit-")
-                edit_info = gr.Markdown()
-                edit_files = gr.File(label="Downloads", file_count="multiple", interactive=False, height=180)
-
+                _edit_tab(h, settings, start, gen_kw)
             with gr.Tab("Label Diffusion", id="explainer"):
-                gr.Markdown(
-                    "SCDM trains and samples with a *diffused* label y_t: at step t each pixel of class c keeps "
-                    "its label with probability gamma_t(c) and otherwise becomes [MASK] (grey checkerboard). "
-                    "Large, common classes are dropped early and small, rare ones late, so the model learns to "
-                    "fill in and correct labels: a careless drawing looks like an early y_t. This shows one draw "
-                    f"of y_t for the current (corrupted) label under `{models.primary.card.name}`'s schedule.")
-                t_slider = gr.Slider(0, T, value=T // 2, step=10, label="t", elem_id="t")
-                with gr.Row():
-                    yt_img = gr.Image(label="y_t", interactive=False, format="png", elem_id="yt")
-                    keep_md = gr.Markdown()
-                curves = gr.LinePlot(x="t", y="keep probability", color="class", label="gamma_t(c) per class",
-                                     height=260)
+                ld = _explainer_tab(h)
+        _api(h, draw["results"], gen_kw)
 
-        # Hidden API-only inputs: `/generate` takes a label map file and plain values, validated by us.
-        with gr.Group(visible=False):
-            api_file = gr.File(type="filepath", label="label_map")
-            api_corruption = gr.Textbox(label="corruption")
-            api_severity = gr.Number(label="severity")
-            api_sampler = gr.Textbox(label="sampler")
-            api_steps = gr.Number(label="steps")
-            api_guidance = gr.Number(label="guidance")
-            api_seed = gr.Number(label="seed")
-            api_n = gr.Number(label="num_samples")
-            api_btn = gr.Button("generate (API)")
-
-        # --- wiring -----------------------------------------------------------------------------------------
-        refresh_in = [editor, corruption, severity, seed, t_slider]
-        refresh_out = [decoded, canvas_report, corrupted, corruption_note, yt_img, keep_md, curves]
-        refresh = dict(fn=guarded(h.refresh), inputs=refresh_in, outputs=refresh_out, api_visibility="private",
-                       show_progress="hidden", trigger_mode="always_last", concurrency_limit=4)
-        gr.on([editor.change, editor.input, editor.apply, corruption.change, severity.release, seed.change,
-               t_slider.release, app.load],
-              **refresh)
-
-        def on_upload(path: str | None) -> tuple[Any, str, None]:
-            """Decode into the canvas; the file box is emptied so that another file can be dropped."""
-            try:
-                value, report = h.upload(path)
-                return value, report, None
-            except ValueError as e:
-                gr.Warning(str(e))
-                return gr.skip(), f"⚠️ {e}", None
-
-        upload.upload(guarded(on_upload), [upload], [editor, upload_report, upload], api_visibility="private")
-        fill_btn.click(guarded(h.fill), [fill_class], [editor], api_visibility="private")
-        def on_example(evt: gr.SelectData) -> Any:
-            return h.example(evt.index)
-
-        ex_gallery.select(guarded(on_example), None, [editor], api_visibility="private")
-        dice.click(lambda: random.randint(0, MAX_SEED), None, [seed], api_visibility="private")
-
-        gen_targets = {"SCDM preview": scdm_preview, "SCDM gallery": scdm_gallery, "SDM preview": sdm_preview,
-                       "SDM gallery": sdm_gallery, "info": info, "files": files}
-        go.click(guarded_stream(h.generate_stream, gen_targets),
-                 [editor, corruption, severity, sampler, steps, guidance, seed, n], list(gen_targets.values()),
-                 api_visibility="private", **gen_kw)
-
-        def on_example_index(index: float) -> tuple[Any, Any, Any]:
-            scene = example_scene(int(index), size)
-            return upscale(scene.image), h.example(int(index)), None
-
-        ex_index.change(guarded(on_example_index), [ex_index], [scene_img, edit_editor, mask_img],
-                        api_visibility="private")
-        edit_targets = {"SCDM preview": e_scdm_preview, "SCDM gallery": e_scdm_gallery, "SDM preview": e_sdm_preview,
-                        "SDM gallery": e_sdm_gallery, "info": edit_info, "files": edit_files, "mask": mask_img}
-        edit_go.click(guarded_stream(h.edit_stream, edit_targets),
-                      [ex_index, edit_editor, sampler, steps, guidance, seed, n], list(edit_targets.values()),
-                      api_visibility="private", **gen_kw)
-
-        api_btn.click(guarded(h.generate_api),
-                      [api_file, api_corruption, api_severity, api_sampler, api_steps, api_guidance, api_seed, api_n],
-                      [scdm_gallery, sdm_gallery, info], api_name="generate", **gen_kw)
+        # Live view of the label: decoded, corrupted and diffused, whenever the canvas or a knob changes.
+        gr.on([draw["editor"].change, draw["editor"].input, draw["editor"].apply, draw["corruption"].change,
+               draw["severity"].release, settings.seed.change, ld["t"].release, app.load],
+              guarded(h.refresh),
+              [draw["editor"], draw["corruption"], draw["severity"], settings.seed, ld["t"]],
+              [draw["decoded"], draw["canvas_report"], draw["corrupted"], draw["corruption_note"], ld["y_t"],
+               ld["keep"], ld["curves"]],
+              api_visibility="private", show_progress="hidden", trigger_mode="always_last", concurrency_limit=4)
     return app
 
 

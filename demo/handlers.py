@@ -232,6 +232,16 @@ class Handlers:
         noisy = apply_corruption(clean, settings.corruption, settings.severity, settings.seed, self.table)
         yield from self._stream(noisy, settings, clean, None, None)
 
+    def edit_mask(self, index: Any, value: dict[str, Any] | None) -> np.ndarray | None:
+        """The scene image with the repainted region tinted (None while nothing differs)."""
+        scene = example_scene(int(index), self.models.size)
+        try:
+            edited = self.decode_editor(value).label
+        except ValueError:
+            return None
+        mask = repaint_mask(scene.label.astype(np.int64), edited)
+        return mask_view(scene.image, mask) if mask.any() else None
+
     def edit_stream(self, index: Any, value: dict[str, Any] | None, sampler: Any, steps: Any, guidance: Any,
                     seed: Any, num_samples: Any) -> Iterator[dict[str, Any]]:
         """Regenerate only the repainted pixels of example `index` (SDM Eq. 12 semantic editing)."""

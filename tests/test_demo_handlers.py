@@ -178,3 +178,36 @@ def test_stream_reraises_sampler_errors(handlers: Handlers) -> None:
     with pytest.raises(ValueError, match="not classes of this model"):
         list(stream_generate(handlers.models.scdm, bad, GenerateSettings(steps=2, num_samples=1), handlers.table))
     assert isinstance(Result(np.zeros((1, 2, 2, 3), np.uint8), 0.0), Result)
+
+
+def test_a_checkpoint_with_another_label_space(tmp_path) -> None:
+    """An ADE20K-encoded model (151 classes, no palette in its card): VOC colours, examples still load."""
+    from dataclasses import replace as dc_replace
+
+    from demo.app import build_app
+    from demo.tiny import tiny_card
+    from scdm.checkpoint import save_checkpoint
+    from scdm.config import LabelDiffusionConfig, LabelSchedule
+    from scdm.presets import ade20k_labels
+    from scdm.unet import UNet
+
+    base = tiny_card(LabelSchedule.CLASSWISE)
+    card = dc_replace(base, labels=ade20k_labels(), name="tiny-ade20k",
+                      unet=dc_replace(base.unet, label_channels=151),
+                      label_diffusion=LabelDiffusionConfig(LabelSchedule.CLASSWISE, kappa=(2.0,) * 151))
+    path = save_checkpoint(tmp_path / "ade", UNet(card.unet).state_dict(), card)
+    pipe = load_pipeline(path, device="cpu")
+    app = build_app(pipe, None)
+    h = app.handlers
+    try:
+        assert len(h.table.raw_ids) == 151 and h.examples_available()
+        label = np.zeros((SIZE, SIZE), np.int64)
+        label[:32] = 3  # sky
+        label[32:] = 150  # the last ADE20K class
+        p = tmp_path / "ade.png"
+        p.write_bytes(index_png(label))
+        scdm, sdm, info = h.generate_api(str(p), "edge", 0.2, "ddim", 1, 1.0, 0, 1)
+        assert len(scdm) == 1 and sdm == [] and "**SDM**: no model loaded" in info
+    finally:
+        app.close()
+        h.store.cleanup()
