@@ -5,6 +5,7 @@ the user (the app turns them into `gr.Error`s).
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import threading
@@ -26,7 +27,7 @@ from .editing import NUM_EXAMPLES, example_scene, examples_supported, repaint_ma
 from .labelmap import DecodedLabel, decode_file, index_png
 from .noise import NONE, apply_corruption, describe
 from .runner import Inpaint, Preview, Result, generate, stream_generate
-from .settings import GenerateSettings, settings_json
+from .settings import GenerateSettings, read_settings, settings_json
 from .views import label_view, mask_view, strip, upscale
 
 PREVIEW_SIDE = 128  # px per sample in the streamed previews
@@ -108,6 +109,23 @@ def preview_image(p: Preview, side: int = PREVIEW_SIDE) -> np.ndarray:
         return top
     bottom = strip([upscale(y, side) for y in p.y_t])
     return np.concatenate([top, np.full((4, top.shape[1], 3), 255, np.uint8), bottom], 0)
+
+
+def replay(settings_file: str | Path, pipe: Pipeline) -> np.ndarray:
+    """Re-run one model on a downloaded `settings.json` (its label PNG beside it): the same pixels as the demo."""
+    path = Path(settings_file)
+    text = path.read_text()
+    settings = read_settings(text)
+    doc = json.loads(text)
+    table, size = ClassTable.from_spec(pipe.card.labels), pipe.card.unet.image_size
+    label = decode_file(path.parent / Path(doc["label_file"]).name, table, size).label
+    noisy = apply_corruption(label, settings.corruption, settings.severity, settings.seed, table)
+    inpaint = None
+    if doc.get("edit"):
+        scene = example_scene(int(doc["edit"]["example"]), size)
+        inpaint = Inpaint(scene.image, repaint_mask(scene.label.astype(np.int64), label))
+    autocast = torch.bfloat16 if doc.get("precision") == "bf16" else None
+    return generate(pipe, noisy, settings, inpaint, autocast=autocast).images
 
 
 @dataclass(frozen=True)

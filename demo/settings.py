@@ -94,9 +94,7 @@ def settings_json(settings: GenerateSettings, *, models: dict[str, str], label: 
         "label_file": label_file,  # the clean label (before the corruption), an index PNG of raw ids
         "label_sha256": label_digest(label),
         "edit": edit,
-        "reproduce": ("labels = demo.labelmap.decode_file(label_file, table, size).label; "
-                      "noisy = demo.noise.apply_corruption(labels, corruption, severity, seed, table); "
-                      "pipe.generate(noisy[None], **GenerateSettings(**settings).generate_kwargs())"),
+        "reproduce": "demo.handlers.replay('settings.json', scdm.load_pipeline(<model>)) -> the same images",
     }
     return json.dumps(doc, indent=1)
 

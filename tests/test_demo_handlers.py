@@ -14,11 +14,10 @@ from PIL import Image
 
 from demo.canvas import canvas_value
 from demo.editing import example_scene, repaint_mask
-from demo.handlers import Handlers, Models
-from demo.labelmap import decode_file, index_png
-from demo.noise import apply_corruption
+from demo.handlers import Handlers, Models, replay
+from demo.labelmap import index_png
 from demo.runner import Preview, Result, stream_generate
-from demo.settings import GenerateSettings, read_settings
+from demo.settings import GenerateSettings, label_digest
 from demo.tiny import make_tiny_checkpoints
 from scdm.pipeline import Pipeline, load_pipeline
 
@@ -86,14 +85,19 @@ def test_settings_json_reproduces_the_images(handlers: Handlers, pipes) -> None:
     out = run(handlers.generate_stream(canvas_value(label, handlers.table, SIZE), "random", 0.4, "ancestral", 2, 1.5,
                                        11, 1))
     files = {Path(f).name: Path(f) for f in out["files"]}
-    settings = read_settings(files["settings.json"].read_text())
     doc = json.loads(files["settings.json"].read_text())
-    clean = decode_file(files[doc["label_file"]], handlers.table, SIZE).label
-    assert np.array_equal(clean, label)
-    noisy = apply_corruption(clean, settings.corruption, settings.severity, settings.seed, handlers.table)
+    assert doc["label_sha256"] == label_digest(label) and doc["precision"] == "fp32"
     for pipe, name in zip(pipes, ("scdm_0.png", "sdm_0.png")):
-        again = pipe.generate(noisy[None], **settings.generate_kwargs())
+        again = replay(files["settings.json"], pipe)
         assert np.array_equal(again[0], np.asarray(Image.open(files[name]))), name
+
+
+def test_edit_settings_json_reproduces_the_edit(handlers: Handlers, pipes) -> None:
+    edited = example_scene(3, SIZE).label.astype(np.int64).copy()
+    edited[40:56, 4:20] = 22  # a pond
+    out = run(handlers.edit_stream(3, canvas_value(edited, handlers.table, SIZE), "ddim", 2, 1.5, 4, 1))
+    files = {Path(f).name: Path(f) for f in out["files"]}
+    assert np.array_equal(replay(files["settings.json"], pipes[0])[0], np.asarray(Image.open(files["scdm_0.png"])))
 
 
 def test_generate_refuses_bad_input_before_sampling(handlers: Handlers) -> None:
