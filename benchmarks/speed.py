@@ -6,7 +6,10 @@ guidance 1.5, batch 4 (sampling) / 16 (training), random weights (speed does not
 Reference algorithm (SPEC §8): every SPADE runs its own shared conv and separate gamma and beta convs, and
 guidance runs two forwards per step, the null branch recomputing SPADE on an all-zero label; fp32.
 
-    python benchmarks/speed.py [--threads 2] [--repeats 3] [--skip-train]
+With `--official-code DIR` (a checkout of github.com/mlvlab/SCDM, not shipped here) the reference row is
+also timed with the official `guided_diffusion.unet.UNetModel` in place of our network, same weights' shapes.
+
+    python benchmarks/speed.py [--threads 2] [--repeats 3] [--skip-train] [--official-code DIR]
 """
 from __future__ import annotations
 
@@ -29,10 +32,10 @@ CFG = UNetConfig(image_size=64, model_channels=64, channel_mult=(1, 2, 2, 4), nu
 class ReferenceContext(LabelContext):
     """SPADE as the official code computes it: per block, resize, shared conv, gamma conv, beta conv."""
 
-    def modulation(self, spade, h):
+    def modulate(self, spade, h, normed):
         seg = F.interpolate(self.y.to(h.dtype), size=h.shape[-2:], mode="nearest")
         actv = spade.mlp_shared(seg)
-        return spade.mlp_gamma(actv), spade.mlp_beta(actv)
+        return normed * (1 + spade.mlp_gamma(actv)) + spade.mlp_beta(actv)
 
 
 def reference_denoise(model, y, guidance):
@@ -64,7 +67,20 @@ def time_call(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
-def bench_sampling(repeats: int) -> list[tuple[str, float]]:
+def official_unet(code_dir: str) -> torch.nn.Module:
+    """The official network at CFG, imported from a checkout of the official code (for timing only)."""
+    import sys
+
+    sys.path.insert(0, code_dir)
+    from guided_diffusion.unet import UNetModel  # type: ignore[import-not-found]
+
+    return UNetModel(image_size=64, in_channels=3, model_channels=CFG.model_channels, out_channels=6,
+                     num_res_blocks=CFG.num_res_blocks, attention_resolutions=CFG.attention_ds,
+                     channel_mult=CFG.channel_mult, num_classes=CFG.label_channels,
+                     num_head_channels=CFG.num_head_channels, use_scale_shift_norm=True, resblock_updown=True).eval()
+
+
+def bench_sampling(repeats: int, official_code: str | None = None) -> list[tuple[str, float]]:
     from scdm.samplers import X0Processing, sample
 
     pipe = make_pipe()
@@ -83,7 +99,23 @@ def bench_sampling(repeats: int) -> list[tuple[str, float]]:
                    lambda: torch.randn(4, 3, 64, 64, generator=g), x0_processing=X0Processing(0.8, 0.95))
 
     rows = [("reference (2 forwards, SPADE on zeros, fp32)", 4 / time_call(reference, repeats))]
-    rows.append(("ours fp32 (batched CFG, cached null SPADE, fused convs)",
+    if official_code:
+        official = official_unet(official_code)
+
+        def official_reference():
+            g = torch.Generator().manual_seed(0)
+            y_user = pipe.encode(labels)
+
+            def denoise(x, t):
+                y_t = pipe.label_diffusion.q_sample(y_user, t, generator=g)
+                out_c, out_u = official(x, t.float(), y_t), official(x, t.float(), torch.zeros_like(y_t))
+                return out_u[:, :3] + 1.5 * (out_c[:, :3] - out_u[:, :3]), out_c[:, 3:]
+            with torch.no_grad():
+                sample("ancestral", denoise, diffusion, torch.randn(4, 3, 64, 64, generator=g),
+                       lambda: torch.randn(4, 3, 64, 64, generator=g), x0_processing=X0Processing(0.8, 0.95))
+
+        rows.append(("reference, official UNetModel code", 4 / time_call(official_reference, repeats)))
+    rows.append(("ours fp32 (one batched CFG forward, shared encoder, cached null SPADE, fused convs)",
                  4 / time_call(lambda: pipe.generate(labels, steps=25, guidance=1.5), repeats)))
     rows.append(("ours bf16 autocast",
                  4 / time_call(lambda: pipe.generate(labels, steps=25, guidance=1.5, autocast_dtype=torch.bfloat16), repeats)))
@@ -127,10 +159,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-train", action="store_true")
+    p.add_argument("--official-code", help="checkout of the official SCDM code: also time its UNetModel")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, cpu capability {torch.backends.cpu.get_cpu_capability()}")
-    rows = bench_sampling(args.repeats)
+    rows = bench_sampling(args.repeats, args.official_code)
     base = rows[0][1]
     print("\n| sampling (25 steps, guidance 1.5, batch 4) | images/s | vs reference |\n|---|---|---|")
     for name, v in rows:

@@ -1,9 +1,9 @@
 """The conditional denoiser used by every sampler: Label Diffusion redrawn per step, classifier-free guidance.
 
 eps = eps_u + s (eps_c - eps_u) with eps_c = eps(x_t, y_t), eps_u = eps(x_t, 0) (SPEC §5); only eps is
-guided, v is the conditional one. Conditional and null inputs go through one batched forward, and the null
-rows take SPADE's cached null modulation. With Label Diffusion off (SDM) the label never changes, so the
-whole label side (SPADE gamma, beta) is computed once and reused at every step.
+guided, v is the conditional one. Conditional and null inputs go through one batched forward that shares the
+label-free encoder between them, and the null rows take SPADE's cached null modulation. With Label Diffusion
+off (SDM) the label never changes, so the whole label side (SPADE gamma, beta) is computed once and reused at every step.
 """
 from __future__ import annotations
 
@@ -62,9 +62,8 @@ class ConditionalDenoiser:
             self.on_labels(y_t)
         ctx = self._context(y_t)
         guided = self.guidance != 1.0
-        x_in, t_in = (torch.cat([x_t, x_t]), torch.cat([t, t])) if guided else (x_t, t)
         with torch.autocast(x_t.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            out = self.model(x_in, t_in, ctx).float()
+            out = self.model(x_t, t, ctx, labels_per_image=2 if guided else 1).float()
         eps, v = out.chunk(2, dim=1)
         if guided:
             eps_c, eps_u = eps.chunk(2)

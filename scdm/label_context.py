@@ -24,6 +24,7 @@ class LabelContext:
         self.y = y
         self.groups = groups  # ds -> SPADE modules at that downsampling factor
         self.null = None if null is None or not bool(null.any()) else null.to(torch.bool)
+        self._null_is_suffix = self.null is not None and bool((self.null.int().diff() >= 0).all())
         self._actv: dict[int, torch.Tensor] = {}  # id(spade) -> shared activation of the conditional rows
         self._mod: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.cacheable = not torch.is_grad_enabled()  # gamma/beta reuse only when nothing needs gradients
@@ -52,28 +53,33 @@ class LabelContext:
         assert actv.shape[-2:] == size, "SPADE resolution tags disagree with the feature sizes"
         return actv
 
-    def modulation(self, spade: "SPADE", h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """gamma, beta (B, C, h, w) for `spade` at the size of feature map `h`."""
+    def _conditional_modulation(self, spade: "SPADE", size: tuple[int, int],
+                                dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """1 + gamma(y), beta(y) for the conditional rows; kept for the next call when cacheable."""
         key = id(spade)
-        if self.cacheable and key in self._mod:
-            return self._mod[key]
+        hit = self._mod.get(key)
+        if hit is None:
+            gamma, beta = spade.modulation(self._shared_activation(spade, size, dtype))
+            hit = (1 + gamma, beta)
+            if self.cacheable:
+                self._mod[key] = hit
+        return hit
+
+    def modulate(self, spade: "SPADE", h: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
+        """normed (1 + gamma) + beta for every row, gamma and beta taken at the size of feature map `h`."""
         size = tuple(h.shape[-2:])
-        dtype = h.dtype if h.dtype != torch.float64 else torch.float64
-        if torch.is_autocast_enabled(h.device.type):
-            dtype = torch.get_autocast_dtype(h.device.type)
-        if self.null is None or self.null.all():
-            if self.null is None:
-                gamma, beta = spade.modulation(self._shared_activation(spade, size, dtype))
-            else:
-                g0, b0 = spade.null_modulation(size, torch.empty((), dtype=dtype, device=h.device))
-                gamma, beta = g0.expand(self.batch, -1, -1, -1), b0.expand(self.batch, -1, -1, -1)
-        else:
-            gc, bc = spade.modulation(self._shared_activation(spade, size, dtype))
-            g0, b0 = spade.null_modulation(size, gc)
-            gamma = gc.new_empty((self.batch, *gc.shape[1:]))
-            beta = torch.empty_like(gamma)
-            gamma[~self.null], beta[~self.null] = gc, bc
-            gamma[self.null], beta[self.null] = g0.expand(int(self.null.sum()), -1, -1, -1), b0.expand(int(self.null.sum()), -1, -1, -1)
-        if self.cacheable:
-            self._mod[key] = (gamma, beta)
-        return gamma, beta
+        dtype = torch.get_autocast_dtype(h.device.type) if torch.is_autocast_enabled(h.device.type) else h.dtype
+        if self.null is None:
+            scale, shift = self._conditional_modulation(spade, size, dtype)
+            return torch.addcmul(shift, normed, scale)
+        g0, b0 = spade.null_modulation(size, torch.empty((), dtype=dtype, device=h.device))  # (1, C, h, w)
+        if self.null.all():
+            return torch.addcmul(b0, normed, 1 + g0)
+        scale, shift = self._conditional_modulation(spade, size, dtype)
+        n = scale.shape[0]
+        if self._null_is_suffix:  # the guidance layout: conditional rows, then null rows
+            return torch.cat([torch.addcmul(shift, normed[:n], scale), torch.addcmul(b0, normed[n:], 1 + g0)])
+        out = torch.empty_like(normed)
+        out[~self.null] = torch.addcmul(shift, normed[~self.null], scale).to(out.dtype)
+        out[self.null] = torch.addcmul(b0, normed[self.null], 1 + g0).to(out.dtype)
+        return out

@@ -80,8 +80,7 @@ class SPADE(nn.Module):
 
     def forward(self, h: torch.Tensor, ctx: LabelContext) -> torch.Tensor:
         normed = F.group_norm(h.float(), self.groups).to(h.dtype)
-        gamma, beta = ctx.modulation(self, h)
-        return torch.addcmul(beta, normed, 1 + gamma)
+        return ctx.modulate(self, h, normed)
 
 
 class ResBlock(nn.Module):

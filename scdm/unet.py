@@ -90,14 +90,25 @@ class UNet(nn.Module):
             raise ValueError(f"label has {y.shape[1]} channels, the model expects {self.config.label_channels}")
         return LabelContext(y, self.spade_groups, null)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | LabelContext) -> torch.Tensor:
-        """eps and v for x_t (B, 3, H, W) at original timesteps t (B,) under label y."""
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | LabelContext,
+                labels_per_image: int = 1) -> torch.Tensor:
+        """eps and v for x_t (B, 3, H, W) at original timesteps t (B,) under label y.
+
+        With `labels_per_image` = k, y holds k labels per image as k stacked batches (for guidance:
+        conditional, then null) and the output has k B rows. The encoder never sees the label, so it runs
+        once on the B images and its features are shared by the k decoder passes.
+        """
         ctx = y if isinstance(y, LabelContext) else self.label_context(y)
+        if ctx.batch != labels_per_image * x_t.shape[0]:
+            raise ValueError(f"label batch {ctx.batch} != {labels_per_image} x image batch {x_t.shape[0]}")
         emb = self.time_embed(timestep_embedding(t, self.config.model_channels))
         h, hs = x_t, []
         for block in self.input_blocks:
             h = block(h, emb, ctx)
             hs.append(h)
+        if labels_per_image > 1:
+            h, emb = torch.cat([h] * labels_per_image), torch.cat([emb] * labels_per_image)
+            hs = [torch.cat([s] * labels_per_image) for s in hs]
         h = self.middle_block(h, emb, ctx)
         for block in self.output_blocks:
             h = block(torch.cat([h, hs.pop()], dim=1), emb, ctx)

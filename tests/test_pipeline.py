@@ -69,6 +69,24 @@ def test_null_modulation_cache_equals_zero_label(pipe):
     assert torch.allclose(direct, cached, atol=1e-5) and torch.equal(cached, again)
 
 
+def test_null_rows_anywhere_in_the_batch_and_shared_encoder(pipe, labels):
+    """Null rows in any order (training's condition dropout) take the cached null modulation; with
+    labels_per_image=2 the encoder runs once and the output equals the forward on duplicated images."""
+    model = pipe.model
+    y = pipe.encode(np.concatenate([labels, labels[:1]]))  # (3, K, H, W)
+    x, t = torch.randn(3, 3, 32, 32), torch.tensor([1.0, 400.0, 999.0])
+    null = torch.tensor([True, False, True])
+    with torch.no_grad():
+        direct = model(x, t, y * (~null).float()[:, None, None, None])
+        masked = model(x, t, model.label_context(y, null))
+        assert torch.allclose(direct, masked, atol=1e-5)
+        y2 = torch.cat([y, torch.zeros_like(y)])
+        shared = model(x, t, model.label_context(y2, torch.arange(6) >= 3), labels_per_image=2)
+        assert torch.allclose(shared, model(torch.cat([x, x]), torch.cat([t, t]), y2), atol=1e-5)
+        with pytest.raises(ValueError, match="label batch 6 != 1 x image batch 3"):
+            model(x, t, y2)
+
+
 def test_callback_sees_every_step(pipe, labels):
     seen = []
     pipe.generate(labels[:1], steps=5, seed=0, callback=lambda info: seen.append(info))
