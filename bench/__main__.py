@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--metrics", nargs="+", choices=[m.value for m in Metric],
                    help="default: every metric whose weights are on this machine")
     g.add_argument("--segmenter", help="mIoU segmenter: 'embedded', a directory or an smp Hub id")
-    g.add_argument("--inception-weights", help=f"torch-fidelity Inception weights (enables fid, kid)")
+    g.add_argument("--inception-weights", help="torch-fidelity Inception weights (enables fid, kid)")
     g.add_argument("--lpips-backbone", help="torchvision AlexNet weights alexnet-owt-7be5be79.pth (enables lpips_diversity)")
     r.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     r.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scdm.config import Sampler
+from scdm.config import Precision, Sampler  # noqa: F401  (Precision is part of this module's API)
 
 
 class DatasetKind(str, enum.Enum):
@@ -61,14 +61,6 @@ class Metric(str, enum.Enum):
     FEAT_DIVERSITY = "feat_diversity"  # mean pairwise distance of normalised EfficientNet-Lite0 features
     MIOU = "miou"  # segmenter on the samples vs the clean label
     MIOU_NOISY = "miou_noisy"  # segmenter on the samples vs the corrupted label
-
-
-class Precision(str, enum.Enum):
-    """Sampling precision of the U-Net (the embedded models were trained with bf16 autocast)."""
-
-    AUTO = "auto"  # bf16 when the device has fast bf16 (Ampere+ GPUs, AVX512-BF16/AMX CPUs), else fp32
-    FP32 = "fp32"
-    BF16 = "bf16"  # autocast
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import torch
 from scdm.checkpoint import atomic_write_bytes
 
 from . import report
-from .config import BenchConfig, Mode, ModelKind, ModelSpec, Precision, Reference, to_dict, validate
+from .config import BenchConfig, Mode, ModelKind, ModelSpec, Reference, to_dict, validate
 from .datasets import Split, dataset_labels, load_eval, load_train, mean_colours, unlabeled_id
 from .sampling import LabelBank, pending, sample_diffusion, shard, write_flat_paint, write_real
 from .scoring import Scorer, build_scorer, plan_metrics
@@ -88,19 +88,6 @@ def _all_ok(ok: bool, world: int) -> bool:
     flag = torch.tensor([1 if ok else 0], dtype=torch.int32, device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MIN)
     return bool(flag.item())
-
-
-def _autocast(config: BenchConfig, device: str) -> torch.dtype | None:
-    """The U-Net autocast dtype for `config.precision` on `device`."""
-    if config.precision == Precision.FP32:
-        return None
-    if config.precision == Precision.BF16:
-        return torch.bfloat16
-    if device.startswith("cuda"):
-        fast = torch.cuda.is_bf16_supported()
-    else:
-        fast = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
-    return torch.bfloat16 if fast else None
 
 
 def _device(config: BenchConfig) -> str:
@@ -226,7 +213,6 @@ def _run(config: BenchConfig, out: Path, events: Events, rank: int, world: int) 
         bank.write(out, c, mine)
     colours = mean_colours(Split(train.images[:config.dataset.flat_paint_images], train.labels[:config.dataset.flat_paint_images],
                                  None, ())) if train is not None else None
-    autocast = _autocast(config, device)
     for model in models:
         cells = _cells(model, config, conds)
         for setting in dict.fromkeys(c.setting for c in cells):
@@ -235,7 +221,7 @@ def _run(config: BenchConfig, out: Path, events: Events, rank: int, world: int) 
             events.stage(f"sampling {model.spec.name}" + (f" {setting.folder}" if setting.sampler != "none" else ""), len(jobs))
             if model.spec.kind == ModelKind.DIFFUSION:
                 sample_diffusion(model.pipe, jobs, bank, out, batch_size=config.batch_size,
-                                 label_diffusion=model.label_diffusion, autocast_dtype=autocast, progress=events.advance)
+                                 label_diffusion=model.label_diffusion, precision=config.precision, progress=events.advance)
             elif model.spec.kind == ModelKind.REAL:
                 write_real(jobs, split, out, events.advance)
             else:

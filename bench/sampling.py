@@ -14,6 +14,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from scdm.config import Precision
+
 from .datasets import Split, flat_paint
 from .store import Cell, Condition, label_path, sample_path, write_png
 
@@ -89,7 +91,7 @@ def pending(run: Path, cells: Sequence[Cell], indices: Sequence[int], counts: Se
 
 
 def sample_diffusion(pipe, jobs: Sequence[Job], bank: LabelBank, run: Path, *, batch_size: int, label_diffusion: bool,
-                     autocast_dtype: torch.dtype | None = None, progress: Progress | None = None) -> None:
+                     precision: Precision | None = None, progress: Progress | None = None) -> None:
     """Generate every job with `pipe` in batches and write the PNGs; all jobs share one sampler setting."""
     if not jobs:
         return
@@ -105,7 +107,7 @@ def sample_diffusion(pipe, jobs: Sequence[Job], bank: LabelBank, run: Path, *, b
         seeds = [sample_seed(job.cell.condition.seed, job.index, job.j) for job in chunk]
         images = pipe.generate(labels, seed=seeds, steps=setting.steps, sampler=setting.sampler,
                                guidance=setting.guidance, label_diffusion=label_diffusion, edges=edges,
-                               autocast_dtype=autocast_dtype)
+                               precision=precision)
         for job, image in zip(chunk, images):
             write_png(sample_path(run, job.cell, job.index, job.j), image)
         if progress is not None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from scdm.pipeline import Pipeline, StepInfo
+from scdm.precision import autocast_dtype as scdm_autocast_dtype
 
 from .classes import ClassTable
 from .settings import GenerateSettings
@@ -52,27 +53,11 @@ class Inpaint:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX): autocast is then ~1.5x faster."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """bf16 autocast for "bf16", or for "auto" on bf16-capable CPUs and GPUs; None (fp32) otherwise."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16() else None
+    return scdm_autocast_dtype(precision, device)
 
 
 class Cancelled(Exception):
@@ -86,11 +71,11 @@ def channel_ids(pipe: Pipeline) -> tuple[int, ...]:
 
 
 def generate(pipe: Pipeline, label: np.ndarray, settings: GenerateSettings, inpaint: Inpaint | None = None,
-             autocast: torch.dtype | None = None) -> Result:
+             precision: str = "fp32") -> Result:
     """Images for one (H, W) label without previews (the API path)."""
     start = time.perf_counter()
     images = pipe.generate(label[None], **settings.generate_kwargs(), **_inpaint_kwargs(inpaint),
-                           autocast_dtype=autocast)
+                           precision=precision)
     return Result(images, time.perf_counter() - start)
 
 
@@ -102,7 +87,7 @@ def _inpaint_kwargs(inpaint: Inpaint | None) -> dict:
 
 def stream_generate(pipe: Pipeline, label: np.ndarray, settings: GenerateSettings, table: ClassTable, *,
                     inpaint: Inpaint | None = None, min_interval: float = 0.2,
-                    autocast: torch.dtype | None = None) -> Iterator[Preview | Result]:
+                    precision: str = "fp32") -> Iterator[Preview | Result]:
     """Previews while `pipe` samples `label`, then the `Result`; sampler errors are re-raised here."""
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -119,7 +104,7 @@ def stream_generate(pipe: Pipeline, label: np.ndarray, settings: GenerateSetting
         start = time.perf_counter()
         try:
             images = pipe.generate(label[None], **settings.generate_kwargs(), callback=callback,
-                                   autocast_dtype=autocast, **_inpaint_kwargs(inpaint))
+                                   precision=precision, **_inpaint_kwargs(inpaint))
             events.put(Result(images, time.perf_counter() - start))
         except BaseException as e:  # handed to the consumer, which re-raises it
             events.put(e)

@@ -90,7 +90,7 @@ def settings_json(settings: GenerateSettings, *, models: dict[str, str], label: 
         "version": SETTINGS_VERSION,
         "settings": asdict(settings),
         "models": models,
-        "precision": precision,  # "bf16": Pipeline.generate(..., autocast_dtype=torch.bfloat16)
+        "precision": precision,  # Pipeline.generate(..., precision=...)
         "label_file": label_file,  # the clean label (before the corruption), an index PNG of raw ids
         "label_sha256": label_digest(label),
         "edit": edit,

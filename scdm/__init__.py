@@ -7,7 +7,7 @@ Quick start::
     images = pipe.generate(labels)  # labels: (B, H, W) raw dataset ids -> (B, H, W, 3) uint8
 """
 from .config import (DiffusionConfig, LabelDiffusionConfig, LabelSchedule, LabelSpec, ModelCard, NoiseSchedule,
-                     Sampler, SamplerConfig, UNetConfig)
+                     Precision, Sampler, SamplerConfig, UNetConfig)
 from .official import convert_official
 from .pipeline import BUNDLED, Pipeline, StepInfo, image_seed, load_pipeline
 from .unet import UNet
@@ -16,6 +16,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BUNDLED", "DiffusionConfig", "LabelDiffusionConfig", "LabelSchedule", "LabelSpec", "ModelCard", "NoiseSchedule",
-    "Pipeline", "Sampler", "SamplerConfig", "StepInfo", "UNet", "UNetConfig", "convert_official", "image_seed",
+    "Pipeline", "Precision", "Sampler", "SamplerConfig", "StepInfo", "UNet", "UNetConfig", "convert_official", "image_seed",
     "load_pipeline",
 ]

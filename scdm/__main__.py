@@ -29,7 +29,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.grad_accum:
         cfg = replace(cfg, grad_accum=args.grad_accum)
     if args.precision:
-        from .train import Precision
+        from .config import Precision
         cfg = replace(cfg, precision=Precision(args.precision))
     out = Path(args.out or Path("runs") / args.preset)
     n = args.train_images or preset.train_images
@@ -82,7 +82,6 @@ def _read_label_png(path: Path):
 
 
 def _sample(args: argparse.Namespace) -> int:
-    import numpy as np
     from PIL import Image
     from tqdm import tqdm
 
@@ -108,7 +107,8 @@ def _sample(args: argparse.Namespace) -> int:
             continue
         seeds = [image_seed(args.seed, n * args.num_samples + j) for j in range(args.num_samples)]
         imgs = pipe.generate(label[None], num_samples=args.num_samples, steps=args.steps, sampler=args.sampler,
-                             guidance=args.guidance, seed=seeds, label_diffusion=not args.sdm_mode)
+                             guidance=args.guidance, seed=seeds, label_diffusion=not args.sdm_mode,
+                             precision=args.precision)
         for img, target in zip(imgs, targets):
             tmp = target.with_name(f".{target.name}.tmp.png")
             Image.fromarray(img).save(tmp)
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--guidance", type=float)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--sdm-mode", action="store_true", help="turn Label Diffusion off")
+    s.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="sampling autocast (default: the checkpoint's)")
     s.add_argument("--device")
     s.set_defaults(fn=_sample)
     c = sub.add_parser("convert", help="convert an official SDM/SCDM model.pt into a checkpoint directory")

@@ -34,6 +34,15 @@ class Sampler(str, enum.Enum):
     DPMPP_2M = "dpmpp_2m"  # DPM-Solver++(2M), data prediction, multistep
 
 
+class Precision(str, enum.Enum):
+    """Autocast dtype of the U-Net (`scdm.precision.autocast_dtype` resolves it on a device)."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"  # fast on GPUs and on CPUs with AVX512-BF16 / AMX
+    FP16 = "fp16"  # GPU only
+    AUTO = "auto"  # bf16 where the device computes it natively, else fp32
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     """The SDM U-Net (SPEC §2); the official 256 px presets and tiny CPU models share this code."""
@@ -101,6 +110,7 @@ class SamplerConfig:
     extrapolation: float = 0.8  # x0 <- x0 + w (x0 - x0_prev); 0 disables
     dynamic_threshold: float = 0.95  # quantile of |x0|; 0 means plain clipping to [-1, 1]
     eta: float = 0.0  # DDIM stochasticity
+    precision: Precision = Precision.FP32  # sampling autocast; the reference samples in fp32
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,7 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
         "unet": UNetConfig, "diffusion": DiffusionConfig, "labels": LabelSpec,
         "label_diffusion": LabelDiffusionConfig, "sampler": SamplerConfig,
     }
-    enums = {"noise_schedule": NoiseSchedule, "schedule": LabelSchedule, "sampler": Sampler}
+    enums = {"noise_schedule": NoiseSchedule, "schedule": LabelSchedule, "sampler": Sampler, "precision": Precision}
     kwargs = {}
     for key, value in data.items():
         if cls is ModelCard and key in hints:

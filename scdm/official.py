@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .checkpoint import check_state_dict, save_checkpoint
-from .config import DiffusionConfig, LabelDiffusionConfig, LabelSchedule, LabelSpec, ModelCard, NoiseSchedule
+from .config import LabelDiffusionConfig, LabelSchedule, LabelSpec, ModelCard, NoiseSchedule
 from .label_diffusion import load_kappa
 from .presets import OFFICIAL_CARDS
 from .unet import UNet

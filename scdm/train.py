@@ -6,9 +6,7 @@ at every save, and `train_state.pt` (weights, EMA, optimizer, step) for resuming
 """
 from __future__ import annotations
 
-import enum
 import io
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,21 +18,14 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import atomic_write_bytes, save_checkpoint
-from .config import LabelDiffusionConfig, LabelSchedule, ModelCard
+from .config import LabelDiffusionConfig, LabelSchedule, ModelCard, Precision
 from .gaussian import Diffusion, hybrid_loss
 from .label_diffusion import LabelDiffusion, estimate_kappa, label_statistics
 from .labels import encode, raw_to_index
+from .precision import autocast_dtype
 from .unet import UNet
 
 STATE_NAME = "train_state.pt"
-
-
-class Precision(str, enum.Enum):
-    """Autocast dtype of the forward and backward passes."""
-
-    FP32 = "fp32"
-    BF16 = "bf16"  # fast on GPUs and on CPUs with AVX512-BF16 / AMX
-    FP16 = "fp16"  # GPU only (with a grad scaler)
 
 
 @dataclass(frozen=True)
@@ -121,8 +112,7 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if config.batch_size % (world * config.grad_accum):
         raise ValueError(f"batch_size {config.batch_size} must be divisible by ranks x grad_accum = {world * config.grad_accum}")
-    if config.precision == Precision.FP16 and device.type != "cuda":
-        raise ValueError("fp16 autocast needs a GPU; use precision bf16 on CPU")
+    autocast = autocast_dtype(config.precision, device)  # ValueError for fp16 on a CPU
     if len(data.labels) == 0 or data.labels.shape[:3] != data.images.shape[:3]:
         raise ValueError(f"training data mismatch: labels {data.labels.shape}, images {data.images.shape}")
 
@@ -154,8 +144,7 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
         info = read_card(init_from).info
         step, seen = int(info.get("train_steps", 0)), int(info.get("train_images", 0))
     net = DistributedDataParallel(model) if world > 1 else model
-    autocast = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(config.precision)
-    scaler = torch.amp.GradScaler("cuda", enabled=config.precision == Precision.FP16)
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast == torch.float16)
 
     micro = config.batch_size // (world * config.grad_accum)
     n = len(data.labels)

@@ -1,5 +1,4 @@
 """Closed forms of the Gaussian diffusion and oracle-driven samplers (Gaussian data has an analytic denoiser)."""
-import math
 
 import pytest
 import torch

@@ -142,6 +142,30 @@ def test_bad_inputs_say_what_is_wrong(pipe, labels):
         pipe.generate(labels, steps=0)
     with pytest.raises(ValueError, match="guidance"):
         pipe.generate(labels, steps=2, guidance=float("nan"))
+    with pytest.raises(ValueError, match=r"precision must be one of \['fp32', 'bf16', 'fp16', 'auto'\]"):
+        pipe.generate(labels, steps=2, precision="fp8")
+    with pytest.raises(ValueError, match="fp16 autocast needs a GPU"):
+        pipe.generate(labels, steps=2, precision="fp16")
+
+
+def test_precision_default_comes_from_the_card(pipe, labels, monkeypatch):
+    import dataclasses
+
+    from scdm import precision as prec
+    from scdm.config import Precision
+
+    fp32 = pipe.generate(labels, steps=3, seed=1, precision="fp32")
+    bf16 = pipe.generate(labels, steps=3, seed=1, precision="bf16")
+    assert not np.array_equal(fp32, bf16) and np.abs(fp32.astype(int) - bf16).mean() < 8
+    card = pipe.card
+    try:
+        pipe.card = dataclasses.replace(card, sampler=dataclasses.replace(card.sampler, precision=Precision.AUTO))
+        monkeypatch.setattr(prec, "cpu_has_bf16", lambda: True)
+        assert np.array_equal(pipe.generate(labels, steps=3, seed=1), bf16)
+        monkeypatch.setattr(prec, "cpu_has_bf16", lambda: False)
+        assert np.array_equal(pipe.generate(labels, steps=3, seed=1), fp32)
+    finally:
+        pipe.card = card
 
 
 def test_load_errors(tmp_path, tiny_checkpoint):

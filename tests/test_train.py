@@ -5,13 +5,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from scdm.presets import get_preset
-from scdm.train import STATE_NAME, TrainConfig, TrainData, train
+from scdm.train import STATE_NAME, TrainData, train
 from scdm.world import WorldConfig, make_split
 
 ROOT = Path(__file__).resolve().parents[1]
