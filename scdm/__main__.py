@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -61,11 +60,11 @@ def _train(args: argparse.Namespace) -> int:
             torch.distributed.destroy_process_group()
     if args.install:
         from .pipeline import BUNDLED_DIR
+        from .checkpoint import read_card, read_weights, save_checkpoint
+
         dest = BUNDLED_DIR / args.preset
-        dest.mkdir(parents=True, exist_ok=True)
-        for name in ("model.safetensors", "config.json"):
-            shutil.copyfile(out / name, dest / f".{name}.tmp")
-            os.replace(dest / f".{name}.tmp", dest / name)
+        card = read_card(out)  # the run's card, with the preset's current generation defaults
+        save_checkpoint(dest, read_weights(out), replace(card, sampler=preset.card.sampler))
         print(f"installed {dest}")
     print(f"checkpoint: {out}")
     return 0

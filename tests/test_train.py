@@ -79,3 +79,18 @@ def test_continue_from_exported_weights_without_train_state(tmp_path, data):
     assert [r["step"] for r in logs] == [3]  # continued at step 2, not from scratch
     state = torch.load(tmp_path / "second" / STATE_NAME, weights_only=True)
     assert state["step"] == 3
+
+
+def test_cli_train_install_writes_the_presets_generation_defaults(tmp_path, monkeypatch):
+    import scdm.pipeline
+    from scdm.__main__ import main
+    from scdm.checkpoint import read_card
+
+    monkeypatch.setattr(scdm.pipeline, "BUNDLED_DIR", tmp_path / "weights")
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "tiny-scdm", "--out", str(run), "--steps", "2", "--batch-size", "2",
+                 "--train-images", "4", "--threads", "1", "--install"]) == 0
+    installed = read_card(tmp_path / "weights" / "tiny-scdm")
+    assert installed.sampler == get_preset("tiny-scdm").card.sampler and installed.info["train_steps"] == 2
+    a, b = load_file(str(run / "model.safetensors")), load_file(str(tmp_path / "weights" / "tiny-scdm" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
