@@ -1,7 +1,7 @@
 """Speed of every noise_sim kind on a batch of structured 256 x 256 label maps (ms per map).
 
-    python benchmarks/noise_speed.py                      # 64 maps, all kinds, torch threads = CPU count
-    python benchmarks/noise_speed.py --write-examples DIR # only save 4 example scenes as PNG label maps
+    python -m benchmarks.noise_speed                      # 64 maps, all kinds, torch threads = CPU count
+    python -m benchmarks.noise_speed --write-examples DIR # only save 4 example scenes as PNG label maps
 
 Budgets (issue): <= 2 ms/map for ds, edge, random; <= 20 ms/map for each human-error kind.
 Maps are landscape-like scenes in the embedded world's ADE20K ids (sky, mountain, ground patches,

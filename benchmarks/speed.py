@@ -9,7 +9,7 @@ guidance runs two forwards per step, the null branch recomputing SPADE on an all
 With `--official-code DIR` (a checkout of github.com/mlvlab/SCDM, not shipped here) the reference row is
 also timed with the official `guided_diffusion.unet.UNetModel` in place of our network, same weights' shapes.
 
-    python benchmarks/speed.py [--threads 2] [--repeats 3] [--skip-train] [--official-code DIR]
+    python -m benchmarks.speed [--threads 2] [--repeats 3] [--skip-train] [--official-code DIR]
 """
 from __future__ import annotations
 

@@ -94,9 +94,15 @@ def stream_generate(pipe: Pipeline, label: np.ndarray, settings: GenerateSetting
     ids = channel_ids(pipe)
     n = settings.num_samples
 
+    built = [float("-inf")]  # when the last preview was built: previews cost time, so build at most one per interval
+
     def callback(info: StepInfo) -> None:
         if stop.is_set():
             raise Cancelled()
+        now = time.perf_counter()
+        if now - built[0] < min_interval:
+            return
+        built[0] = now
         y = None if info.y_t is None else np.stack([onehot_view(info.y_t[i], table, ids) for i in range(n)])
         events.put(Preview(info.step, info.num_steps, info.t, x0_preview(info.x0[:n]), y))
 

@@ -89,7 +89,7 @@ def test_cpu_defaults_and_precision() -> None:
     from demo.runner import autocast_dtype
     from demo.settings import CPU_DEFAULTS
 
-    assert CPU_DEFAULTS.num_samples == 4 and CPU_DEFAULTS.sampler == "dpmpp_2m" and CPU_DEFAULTS.steps <= 15
+    assert CPU_DEFAULTS.num_samples == 4 and CPU_DEFAULTS.sampler == "ancestral" and CPU_DEFAULTS.steps <= 20
     cpu = torch.device("cpu")
     assert autocast_dtype("fp32", cpu) is None and autocast_dtype("bf16", cpu) == torch.bfloat16
     assert autocast_dtype("auto", cpu) in (None, torch.bfloat16)
