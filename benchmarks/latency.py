@@ -15,6 +15,8 @@ from demo.classes import ClassTable
 from demo.runner import Result, stream_generate
 from demo.settings import CPU_DEFAULTS
 
+from .speed import time_call as median_seconds  # warm-up, then the median of `repeats` timings
+
 
 def scene() -> np.ndarray:
     """A fixed sky / grass / water label (raw ADE20K ids)."""
@@ -22,16 +24,6 @@ def scene() -> np.ndarray:
     label[32:] = 10
     label[40:, 10:30] = 22
     return label
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def demo_seconds(pipe, label: np.ndarray) -> float:
