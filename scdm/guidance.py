@@ -3,7 +3,8 @@
 eps = eps_u + s (eps_c - eps_u) with eps_c = eps(x_t, y_t), eps_u = eps(x_t, 0) (SPEC §5); only eps is
 guided, v is the conditional one. Conditional and null inputs go through one batched forward that shares the
 label-free encoder between them, and the null rows take SPADE's cached null modulation. With Label Diffusion
-off (SDM) the label never changes, so the whole label side (SPADE gamma, beta) is computed once and reused at every step.
+off (SDM) the label never changes, so the whole label side (SPADE gamma, beta) is computed once and reused at
+every step.
 """
 from __future__ import annotations
 

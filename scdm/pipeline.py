@@ -83,7 +83,8 @@ class Pipeline:
         `None` settings take the checkpoint's defaults (reference 25-step mode: guidance 1.5, extrapolation
         0.8 and dynamic thresholding 0.95 for the ancestral sampler; DDIM and DPM-Solver++ default to no
         extrapolation). `precision` ("fp32", "bf16", "auto": bf16 where the device computes it natively)
-        defaults to the card's (fp32 for official checkpoints). `seed` is one int (image k gets `image_seed(seed, k)`) or one seed per image.
+        defaults to the card's (fp32 for official checkpoints). `seed` is one int (image k gets
+        `image_seed(seed, k)`) or one seed per image.
         Semantic editing (SDM Eq. 12): pixels where `inpaint_mask` is 1 are regenerated, the rest of
         `inpaint_image` ((B, H, W, 3) uint8) is re-noised from the forward process at every step.
         """
