@@ -1,4 +1,5 @@
 import os
+import socket
 
 import pytest
 import torch
@@ -40,3 +41,10 @@ def tiny_checkpoint(tmp_path_factory):
     card = ModelCard(unet=TINY_UNET, labels=world_labels(), name="tiny",
                      label_diffusion=LabelDiffusionConfig(LabelSchedule.CLASSWISE, kappa=tuple(float(k) for k in range(1, 13))))
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", model.state_dict(), card)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for the demo server tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

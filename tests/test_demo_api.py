@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import socket
 import threading
 
 import httpx
@@ -20,13 +19,9 @@ from demo.labelmap import MAX_FILE_BYTES, index_png  # noqa: E402
 from demo.tiny import make_tiny_checkpoints  # noqa: E402
 from scdm.pipeline import load_pipeline  # noqa: E402
 
+from conftest import free_port  # noqa: E402
+
 SIZE = 64
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

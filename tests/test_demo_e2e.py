@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from demo.classes import ClassTable
 from scdm.presets import world_labels
 from scdm.world import make_scene
 
+from conftest import free_port
+
 CHROMIUM = os.environ.get("SCDM_CHROMIUM", "/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("SCDM_ARTIFACTS", REPO / "artifacts")) / "demo"
@@ -32,12 +33,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: apt-get install -y chromium"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
