@@ -5,6 +5,7 @@
     torchrun --nproc_per_node 4 -m bench run ... --out runs/x   # shards images over processes
     python -m bench plot runs/bench                      # re-plot from metrics.parquet alone
     python -m bench compare runs/a runs/b                # value differences, row by row
+    python -m bench robustness runs/bench                # mIoU drops of two models, paired bootstrap over labels
 """
 from __future__ import annotations
 
@@ -87,11 +88,12 @@ def _config(args: argparse.Namespace):
         cfg = replace(cfg, corruptions=tuple(replace(c, severities=tuple(args.severities)) for c in cfg.corruptions))
     if args.no_clean:
         cfg = replace(cfg, clean=False)
-    if args.sampler or args.steps or args.guidance is not None:
+    if args.sampler or args.steps or args.guidance is not None or args.eta is not None:
         base = cfg.samplers[0]
         cfg = replace(cfg, samplers=(SamplerSpec(Sampler(args.sampler) if args.sampler else base.sampler,
                                                  args.steps or base.steps,
-                                                 args.guidance if args.guidance is not None else base.guidance),))
+                                                 args.guidance if args.guidance is not None else base.guidance,
+                                                 args.eta if args.eta is not None else base.eta),))
     simple = {"seeds": tuple(args.seeds) if args.seeds else None, "limit": args.limit, "samples": args.samples,
               "diversity_samples": args.diversity_samples, "diversity_labels": args.diversity_labels,
               "segmenter": args.segmenter, "inception_weights": args.inception_weights,
@@ -166,6 +168,31 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _robustness(args: argparse.Namespace) -> int:
+    import torch
+
+    from scdm.checkpoint import atomic_write_bytes
+
+    from .config import ModelKind, load_config
+    from .robustness import BootstrapConfig, compare_pair, pair_markdown, run_confusions
+
+    run = Path(args.run)
+    if not (run / "config.json").is_file():
+        raise ValueError(f"{run} is not a bench run folder (no config.json)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = args.models or [m.name for m in load_config(run / "config.json").models if m.kind == ModelKind.DIFFUSION][:2]
+    if len(models) != 2:
+        raise ValueError(f"need two diffusion models to compare, got {models}; pass --models A B")
+    confusions = run_confusions(run, models, setting=args.setting, device=args.device)
+    result = compare_pair(models[0], models[1], confusions, BootstrapConfig(args.resamples, args.confidence),
+                          torch.Generator().manual_seed(args.seed))
+    text = pair_markdown(result)
+    atomic_write_bytes(run / "robustness.md", text.encode())
+    print(text + f"\nwritten: {run / 'robustness.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     _limit_threads(argv)
     from .config import DatasetKind, Metric, Reference
@@ -194,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp_2m"])
     g.add_argument("--steps", type=int, help="sampling steps (default 25)")
     g.add_argument("--guidance", type=float, help="classifier-free guidance (default: the checkpoint's)")
+    g.add_argument("--eta", type=float, help="DDIM stochasticity in [0, 1] (default 0; ddim only)")
     g.add_argument("--seeds", type=int, nargs="+", help="run seeds (error bars over seeds); default 0")
     g.add_argument("--samples", type=int, help="samples per label for FID/KID/mIoU (default 1)")
     g.add_argument("--diversity-samples", type=int, help="samples per label for diversity (default 3)")
@@ -226,6 +254,17 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("run_b")
     c.add_argument("--metric", nargs="+", help="only these metrics")
     c.set_defaults(fn=_compare)
+    b = sub.add_parser("robustness", help="mIoU drop from clean labels of two models, with a paired bootstrap over labels")
+    b.add_argument("run", help="a finished run folder with clean and corrupted cells")
+    b.add_argument("--models", nargs=2, metavar=("A", "B"),
+                   help="model names (default: the run's first two diffusion models); delta = drop(B) - drop(A)")
+    b.add_argument("--setting", help="sampler setting folder, e.g. ancestral_25steps_g1.5, when a model has several")
+    b.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    b.add_argument("--confidence", type=float, default=0.95, help="interval coverage (default 0.95)")
+    b.add_argument("--seed", type=int, default=0, help="bootstrap generator seed")
+    b.add_argument("--device", help="segmenter device (default cpu)")
+    b.add_argument("--threads", type=int, help="torch CPU threads")
+    b.set_defaults(fn=_robustness)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -1,6 +1,6 @@
 """The results table: long-format rows, atomic CSV + Parquet, the markdown summary and run comparison.
 
-Every value is one row: model, dataset, corruption, severity, seed, sampler, steps, guidance, metric, value, n.
+Every value is one row: model, dataset, corruption, severity, seed, sampler, steps, guidance, eta, metric, value, n.
 Plots and summaries read only this frame.
 """
 from __future__ import annotations
@@ -14,17 +14,20 @@ import pandas as pd
 
 from scdm.checkpoint import atomic_write_bytes
 
-COLUMNS = ("model", "dataset", "corruption", "severity", "seed", "sampler", "steps", "guidance", "metric", "value", "n")
-KEY = COLUMNS[:9]  # a row's identity
+COLUMNS = ("model", "dataset", "corruption", "severity", "seed", "sampler", "steps", "guidance", "eta", "metric", "value",
+           "n")
+KEY = COLUMNS[:10]  # a row's identity
+SETTING = ("sampler", "steps", "guidance", "eta")  # a model's sampler setting
 DTYPES = {"model": str, "dataset": str, "corruption": str, "severity": float, "seed": int, "sampler": str,
-          "steps": int, "guidance": float, "metric": str, "value": float, "n": int}
+          "steps": int, "guidance": float, "eta": float, "metric": str, "value": float, "n": int}
+DEFAULTS = {"eta": 0.0}  # columns added after the first release: older tables read with these values
 LOWER_IS_BETTER = {"fid", "kid", "fd_effnetl0", "kid_effnetl0"}
 CSV_NAME, PARQUET_NAME, SUMMARY_NAME = "metrics.csv", "metrics.parquet", "summary.md"
 
 
 def frame(rows: Iterable[dict]) -> pd.DataFrame:
-    """Rows -> the canonical frame: exact columns, fixed dtypes, sorted, one row per key."""
-    df = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    """Rows -> the canonical frame: exact columns, fixed dtypes, sorted, one row per key (DEFAULTS fill gaps)."""
+    df = pd.DataFrame([{**DEFAULTS, **r} for r in rows], columns=list(COLUMNS))
     df = df.astype(DTYPES)
     dupes = df.duplicated(list(KEY))
     if dupes.any():
@@ -51,6 +54,7 @@ def read_table(run: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise ValueError(f"no results table at {path}: run `python -m bench run --out DIR` first")
     df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, keep_default_na=False)
+    df = df.assign(**{k: v for k, v in DEFAULTS.items() if k not in df.columns})
     missing = set(COLUMNS) - set(df.columns)
     if missing:
         raise ValueError(f"{path} is not a bench table: columns {sorted(missing)} are missing")
@@ -61,7 +65,7 @@ def read_table(run: str | Path) -> pd.DataFrame:
 
 def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     """Mean, std over seeds and the number of seeds per (model, setting, corruption, severity, metric)."""
-    keys = ["model", "sampler", "steps", "guidance", "corruption", "severity", "metric"]
+    keys = ["model", *SETTING, "corruption", "severity", "metric"]
     g = df.groupby(keys, sort=True)["value"]
     out = g.agg(mean="mean", std="std", seeds="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
@@ -70,9 +74,9 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
 
 def series_labels(df: pd.DataFrame) -> list[str]:
     """One name per row's (model, setting): the model, plus the setting when a model has several."""
-    settings = df.groupby("model")[["sampler", "steps", "guidance"]].apply(lambda g: len(g.drop_duplicates()))
-    return [m if settings[m] == 1 else f"{m} ({s}, {st} steps, g {g:g})"
-            for m, s, st, g in zip(df["model"], df["sampler"], df["steps"], df["guidance"])]
+    settings = df.groupby("model")[list(SETTING)].apply(lambda g: len(g.drop_duplicates()))
+    return [m if settings[m] == 1 else f"{m} ({s}, {st} steps, g {g:g}" + (f", eta {e:g})" if e else ")")
+            for m, s, st, g, e in zip(df["model"], df["sampler"], df["steps"], df["guidance"], df["eta"])]
 
 
 def condition_label(corruption: str, severity: float) -> str:
@@ -121,9 +125,15 @@ def summary_markdown(df: pd.DataFrame, *, title: str = "Benchmark", notes: Itera
             f"Dataset `{', '.join(sorted(df['dataset'].unique()))}`; models {', '.join(f'`{m}`' for m in sorted(df['model'].unique()))}; "
             f"seeds {sorted(df['seed'].unique().tolist())}; images per value up to {max(n.values()) if n else 0}. "
             "Mean ± std over seeds.", "", ""]
+    from .robustness import drop_markdown
+
     notes = list(notes)
+    drop = drop_markdown(df) if "miou" in set(df["metric"]) else ""
+    if drop:
+        drop += ("\nA paired bootstrap interval for the difference of two models' mean drops: "
+                 "`python -m bench robustness RUN`.\n")
     tail = ["", "Notes:", ""] + [f"- {x}" for x in notes] if notes else []
-    return "\n".join(head) + markdown_tables(df) + "\n".join(tail) + ("\n" if tail else "")
+    return "\n".join(head) + markdown_tables(df) + ("\n" + drop if drop else "") + "\n".join(tail) + ("\n" if tail else "")
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:

@@ -55,8 +55,8 @@ class Model:
         if self.pipe is None:
             return [Setting()]
         default = self.pipe.card.sampler.guidance
-        return list(dict.fromkeys(Setting(s.sampler.value, s.steps, default if s.guidance is None else float(s.guidance))
-                                  for s in config.samplers))
+        return list(dict.fromkeys(Setting(s.sampler.value, s.steps, default if s.guidance is None else float(s.guidance),
+                                          float(s.eta)) for s in config.samplers))
 
 
 # ---------------------------------------------------------------------------------------------- distributed
@@ -266,7 +266,7 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
                 rows.append({"model": cell.model, "dataset": config.dataset.kind.value,
                              "corruption": cell.condition.corruption, "severity": cell.condition.severity,
                              "seed": cell.condition.seed, "sampler": cell.setting.sampler, "steps": cell.setting.steps,
-                             "guidance": cell.setting.guidance, **r})
+                             "guidance": cell.setting.guidance, "eta": cell.setting.eta, **r})
         events.advance(1)
     df = report.frame(rows)
     csv, _ = report.write_table(df, out)

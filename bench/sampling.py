@@ -106,7 +106,7 @@ def sample_diffusion(pipe, jobs: Sequence[Job], bank: LabelBank, run: Path, *, b
         edges = None if instances is None else np.stack([instances[job.index] for job in chunk])
         seeds = [sample_seed(job.cell.condition.seed, job.index, job.j) for job in chunk]
         images = pipe.generate(labels, seed=seeds, steps=setting.steps, sampler=setting.sampler,
-                               guidance=setting.guidance, label_diffusion=label_diffusion, edges=edges,
+                               guidance=setting.guidance, eta=setting.eta, label_diffusion=label_diffusion, edges=edges,
                                precision=precision)
         for job, image in zip(chunk, images):
             write_png(sample_path(run, job.cell, job.index, job.j), image)

@@ -31,12 +31,13 @@ class Setting:
     sampler: str = REFERENCE_SETTING  # Sampler value, or "none" for reference rows
     steps: int = 0
     guidance: float = 0.0
+    eta: float = 0.0  # DDIM stochasticity
 
     @property
     def folder(self) -> str:
         if self.sampler == REFERENCE_SETTING:
             return REFERENCE_SETTING
-        return f"{self.sampler}_{self.steps}steps_g{self.guidance:g}"
+        return f"{self.sampler}_{self.steps}steps_g{self.guidance:g}" + (f"_eta{self.eta:g}" if self.eta else "")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bench.config import (BenchConfig, CorruptionSpec, DatasetKind, DatasetSpec, Metric, ModelKind, ModelSpec,
-                          config_to_json, load_config, validate)
+                          Sampler, SamplerSpec, config_to_json, load_config, validate)
 from bench.datasets import flat_paint, list_pairs, load_eval, load_train, mean_colours
 
 
@@ -112,7 +112,9 @@ def test_config_roundtrip_and_validation(tmp_path) -> None:
                        (BenchConfig(corruptions=(CorruptionSpec("ds", (0.0,)),)), r"\(0, 1\]"),
                        (BenchConfig(models=(ModelSpec("x"),)), "needs a `source`"),
                        (BenchConfig(dataset=DatasetSpec(kind=DatasetKind.ADE20K)), "needs `root`"),
-                       (BenchConfig(seeds=(0, 0)), "distinct")):
+                       (BenchConfig(seeds=(0, 0)), "distinct"),
+                       (BenchConfig(samplers=(SamplerSpec(eta=1.0),)), "only applies to the ddim"),
+                       (BenchConfig(samplers=(SamplerSpec(Sampler.DDIM, eta=1.5),)), r"eta must be in \[0, 1\]")):
         with pytest.raises(ValueError, match=match):
             validate(bad)
     path.write_text(json.dumps({"metrics": ["fid", "psnr"]}))

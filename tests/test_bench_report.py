@@ -43,6 +43,17 @@ def test_markdown_shows_seed_spread_and_settings() -> None:
     assert "0.7550 ± 0.0071" in text  # scdm clean: mean of 0.75 and 0.76, sample std
     text = markdown_tables(synthetic(seeds=(0,), samplers=(("ancestral", 25), ("ddim", 10))))
     assert "scdm (ddim, 10 steps, g 1.5)" in text and "±" not in text
+    df = synthetic(seeds=(0,), samplers=(("ddim", 10),))
+    df = frame(pd.concat([df, df[df["model"] != "real"].assign(eta=1.0)]).to_dict("records"))
+    text = markdown_tables(df)
+    assert "scdm (ddim, 10 steps, g 1.5)" in text and "scdm (ddim, 10 steps, g 1.5, eta 1)" in text
+
+
+def test_tables_written_before_the_eta_column_still_read(tmp_path) -> None:
+    df = synthetic(seeds=(0,))
+    df.drop(columns="eta").to_csv(tmp_path / "metrics.csv", index=False)
+    pd.testing.assert_frame_equal(read_table(tmp_path / "metrics.csv"), df)
+    assert (df["eta"] == 0).all()
 
 
 def test_plots_from_the_frame_alone(tmp_path) -> None:

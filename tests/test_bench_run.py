@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from bench.config import (BenchConfig, CorruptionSpec, DatasetKind, DatasetSpec, Metric, ModelKind, ModelSpec,
-                          Precision, Reference, SamplerSpec, config_to_json)
+                          Precision, Reference, Sampler, SamplerSpec, config_to_json)
 from bench.report import COLUMNS, read_table
 from bench.run import Events, run
 
@@ -227,3 +227,32 @@ def test_cli_run_plot_compare(assets, base_run: Path, tmp_path: Path, capsys) ->
     assert "diff" in capsys.readouterr().out
     assert main(["run", "--out", str(tmp_path / "y"), "--model", "nope", "--quiet"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_robustness_reproduces_the_table_and_writes_its_report(base_run: Path, capsys) -> None:
+    from bench.__main__ import main
+    from bench.robustness import drops, miou_batch, run_confusions
+
+    conf = run_confusions(base_run, ["scdm", "sdm"])
+    assert set(conf["scdm"]) == {"clean", "ds 0.4", "random 0.2"} and conf["scdm"]["clean"].shape == (4, 12, 12)
+    d = drops(read_table(base_run)).set_index(["model", "corruption"])["drop"]
+    for model in ("scdm", "sdm"):  # per-label confusions, summed, give the table's mIoU exactly
+        for cond, kind in (("ds 0.4", "ds"), ("random 0.2", "random")):
+            got = miou_batch(conf[model]["clean"].sum(0)) - miou_batch(conf[model][cond].sum(0))
+            assert got == pytest.approx(d[(model, kind)], abs=1e-9)
+    assert main(["robustness", str(base_run), "--resamples", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "| mean |" in out and (base_run / "robustness.md").read_text() in out
+    assert main(["robustness", str(base_run), "--models", "scdm", "real"]) == 2
+    assert "share no corrupted condition" in capsys.readouterr().err
+
+
+def test_ddim_eta_settings_are_separate_cells(assets, tmp_path: Path) -> None:
+    cfg = tiny_config(assets, models=(ModelSpec("sdm", str(assets["sdm"])),), corruptions=(), diversity_labels=0,
+                      metrics=(Metric.MIOU,), samplers=(SamplerSpec(Sampler.DDIM, 2), SamplerSpec(Sampler.DDIM, 2, eta=1.0)))
+    run(cfg, tmp_path)
+    df = read_table(tmp_path)
+    assert sorted(df["eta"]) == [0.0, 1.0]
+    a, b = (np.stack([np.asarray(Image.open(p)) for p in sorted((tmp_path / "samples" / "sdm" / f).rglob("*.png"))])
+            for f in ("ddim_2steps_g1.5", "ddim_2steps_g1.5_eta1"))
+    assert a.shape == b.shape == (4, 32, 32, 3) and (a != b).any()  # eta reaches the sampler

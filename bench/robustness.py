@@ -1,0 +1,224 @@
+"""Robustness to label noise: each model's mIoU drop from clean labels, and a paired bootstrap over labels.
+
+The drop of model m under condition c is  drop_m(c) = mIoU_m(clean) - mIoU_m(c);  the robustness summary is
+its mean over the run's corrupted conditions (SCDM paper, Tab. 1-2: DS, Edge and Random). Two models are
+compared through  delta = mean drop_B - mean drop_A  (positive: A loses less). Its uncertainty comes from a
+paired bootstrap over labels: every resample draws label indices with replacement, the same indices for
+both models and all conditions, and recomputes every mIoU from the summed per-label confusion matrices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+SETTING = ("model", "sampler", "steps", "guidance", "eta")
+
+
+# ---------------------------------------------------------------------------------------------- point estimates
+
+def drops(df: pd.DataFrame, metric: str = "miou") -> pd.DataFrame:
+    """drop = clean - corrupted per (model, setting, corruption, severity), seed means; empty without clean rows."""
+    sub = df[df["metric"] == metric]
+    mean = sub.groupby([*SETTING, "corruption", "severity"], sort=True)["value"].mean().reset_index()
+    clean = mean[mean["corruption"] == "clean"][[*SETTING, "value"]].rename(columns={"value": "clean"})
+    noisy = mean[mean["corruption"] != "clean"].rename(columns={"value": "corrupted"})
+    out = noisy.merge(clean, on=list(SETTING), how="inner")
+    out["drop"] = out["clean"] - out["corrupted"]
+    return out[[*SETTING, "corruption", "severity", "clean", "corrupted", "drop"]].reset_index(drop=True)
+
+
+def drop_markdown(df: pd.DataFrame, metric: str = "miou") -> str:
+    """A markdown table of drops: rows = model (setting), columns = each corrupted condition and their mean."""
+    from .report import condition_label, series_labels
+
+    d = drops(df, metric)
+    if d.empty:
+        return ""
+    d["row"] = series_labels(d)
+    d["col"] = [condition_label(c, s) for c, s in zip(d["corruption"], d["severity"])]
+    cols = sorted(d["col"].unique())
+    lines = [f"**{metric} drop from clean labels** (lower is more robust; mean over the corrupted columns)", "",
+             "| model | clean | " + " | ".join(cols) + " | mean drop |", "|---|---|" + "---|" * (len(cols) + 1)]
+    for row, g in d.groupby("row", sort=False):
+        by = dict(zip(g["col"], g["drop"]))
+        cells = [f"{by[c]:.4f}" if c in by else "" for c in cols]
+        mean = f"{np.mean(list(by.values())):.4f}" if len(by) == len(cols) else ""  # a partial mean would mislead
+        lines.append(f"| {row} | {g['clean'].iloc[0]:.4f} | " + " | ".join(cells) + f" | {mean} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- bootstrap
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    """Paired bootstrap over labels (Efron & Tibshirani 1993, percentile interval)."""
+
+    resamples: int = 2000
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """delta = mean drop of B - mean drop of A over `conditions`, with its bootstrap interval."""
+
+    a: str
+    b: str
+    conditions: tuple[str, ...]
+    drop_a: tuple[float, ...]  # per condition, on all labels
+    drop_b: tuple[float, ...]
+    mean_drop_a: float
+    mean_drop_b: float
+    delta: float
+    low: float
+    high: float
+    p_not_better: float  # fraction of resamples with delta <= 0 (A not more robust than B)
+    labels: int
+    resamples: int
+    confidence: float
+
+
+def image_confusions(pred: np.ndarray, target: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """Per-image (N, K, K) confusion matrices of raw-id predictions vs raw-id targets (as `metrics.miou`: target
+    ids outside `classes` are ignored, predictions must be classes)."""
+    from .segmenter import ids_to_indices
+
+    k = len(classes)
+    p = ids_to_indices(pred, classes).reshape(len(pred), -1).astype(np.int64)
+    t = ids_to_indices(target, classes).reshape(len(target), -1).astype(np.int64)
+    valid = t < k
+    if (p[valid] >= k).any():
+        raise ValueError(f"predictions must be ids of the segmenter's classes {tuple(classes)}")
+    flat = np.where(valid, t * k + p, k * k)  # ignored pixels land in one extra bin that is dropped
+    offsets = np.arange(len(p))[:, None] * (k * k + 1)
+    counts = np.bincount((flat + offsets).ravel(), minlength=len(p) * (k * k + 1))
+    return counts.reshape(len(p), k * k + 1)[:, :k * k].reshape(len(p), k, k)
+
+
+def miou_batch(cm: np.ndarray) -> np.ndarray:
+    """mIoU of each (..., K, K) confusion matrix; classes with an empty union are skipped (as miou_from_confusion)."""
+    cm = np.asarray(cm, np.float64)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    union = cm.sum(-2) + cm.sum(-1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+    present = np.isfinite(iou).sum(-1)
+    return np.where(present > 0, np.nansum(iou, -1) / np.maximum(present, 1), np.nan)
+
+
+def paired_bootstrap(clean_a: np.ndarray, noisy_a: Sequence[np.ndarray], clean_b: np.ndarray,
+                     noisy_b: Sequence[np.ndarray], config: BootstrapConfig, generator: torch.Generator
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resampled mean drops of A and B and their delta, each (R,), from per-label (N, K, K) confusion matrices.
+
+    Condition j of A is paired with condition j of B; all share the labels' resampled indices.
+    """
+    n = clean_a.shape[0]
+    if not noisy_a or len(noisy_a) != len(noisy_b):
+        raise ValueError(f"need the same, non-zero number of corrupted conditions for A and B, "
+                         f"got {len(noisy_a)} and {len(noisy_b)}")
+    for x in (clean_b, *noisy_a, *noisy_b):
+        if x.shape[0] != n:
+            raise ValueError(f"every condition needs the same {n} labels, got {x.shape[0]}")
+    if config.resamples < 1 or not 0 < config.confidence < 1:
+        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {config}")
+    idx = torch.randint(0, n, (config.resamples, n), generator=generator).numpy()
+    w = np.stack([np.bincount(row, minlength=n) for row in idx]).astype(np.float64)  # (R, N) multiplicities
+
+    def mean_drop(clean: np.ndarray, noisy: Sequence[np.ndarray]) -> np.ndarray:
+        k2 = clean.shape[1] * clean.shape[2]
+        m = lambda c: miou_batch((w @ c.reshape(n, k2)).reshape(-1, *c.shape[1:]))  # noqa: E731
+        base = m(clean)
+        return np.mean([base - m(c) for c in noisy], axis=0)
+
+    da, db = mean_drop(clean_a, noisy_a), mean_drop(clean_b, noisy_b)
+    return da, db, db - da
+
+
+def compare_pair(a: str, b: str, confusions: Mapping[str, Mapping[str, np.ndarray]], config: BootstrapConfig,
+                 generator: torch.Generator) -> PairResult:
+    """PairResult of models `a` and `b` from {model: {condition name: (N, K, K)}} with a "clean" entry each."""
+    for m in (a, b):
+        if "clean" not in confusions.get(m, {}):
+            raise ValueError(f"model {m!r} has no clean-label samples to measure a drop from")
+    conds = tuple(c for c in confusions[a] if c != "clean" and c in confusions[b])
+    if not conds:
+        raise ValueError(f"models {a!r} and {b!r} share no corrupted condition")
+    ca, cb = confusions[a], confusions[b]
+    da, db, delta = paired_bootstrap(ca["clean"], [ca[c] for c in conds], cb["clean"], [cb[c] for c in conds],
+                                     config, generator)
+    drop = lambda cm: [float(miou_batch(cm["clean"].sum(0)) - miou_batch(cm[c].sum(0))) for c in conds]  # noqa: E731
+    drop_a, drop_b = drop(ca), drop(cb)
+    alpha = (1 - config.confidence) / 2
+    return PairResult(a, b, conds, tuple(drop_a), tuple(drop_b), float(np.mean(drop_a)), float(np.mean(drop_b)),
+                      float(np.mean(drop_b) - np.mean(drop_a)), float(np.quantile(delta, alpha)),
+                      float(np.quantile(delta, 1 - alpha)), float(np.mean(delta <= 0)), int(ca["clean"].shape[0]),
+                      config.resamples, config.confidence)
+
+
+def pair_markdown(r: PairResult) -> str:
+    """The comparison as a small markdown table plus one sentence."""
+    pct = f"{100 * r.confidence:g}%"
+    lines = [f"**Paired bootstrap over {r.labels} labels, {r.resamples} resamples**: mIoU drop from clean labels", "",
+             "| condition | " + f"{r.a} | {r.b} | {r.b} - {r.a} |", "|---|---|---|---|"]
+    lines += [f"| {c} | {x:.4f} | {y:.4f} | {y - x:+.4f} |" for c, x, y in zip(r.conditions, r.drop_a, r.drop_b)]
+    lines.append(f"| mean | {r.mean_drop_a:.4f} | {r.mean_drop_b:.4f} | {r.delta:+.4f} [{r.low:+.4f}, {r.high:+.4f}] |")
+    lines += ["", f"delta = mean drop of {r.b} - mean drop of {r.a} = {r.delta:+.4f}, {pct} interval "
+              f"[{r.low:+.4f}, {r.high:+.4f}]; {r.a} loses less in {100 * (1 - r.p_not_better):.1f}% of resamples."]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- run folders
+
+def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | None = None,
+                   device: str | None = None, batch_size: int = 64) -> dict[str, dict[str, np.ndarray]]:
+    """{model: {condition: (N * seeds, K, K)}} for a finished run folder, segmenting its saved samples again.
+
+    Seeds are stacked along the label axis (a unit is a label under one seed). `setting` picks one sampler
+    setting by its folder name (e.g. "ancestral_25steps_g1.5") when a model was run with several.
+    """
+    from .config import load_config
+    from .report import condition_label, read_table
+    from .scoring import plan_metrics
+    from .segmenter import load_segmenter
+    from .store import CLEAN, Cell, Condition, Setting, label_path, read_png, sample_path
+
+    run = Path(run)
+    config = load_config(run / "config.json")
+    df = read_table(run)
+    segmenter_source = plan_metrics(config).segmenter
+    if segmenter_source is None:
+        raise ValueError(f"{run} has no mIoU segmenter (its config has none and the dataset no default)")
+    segmenter = load_segmenter(segmenter_source, device=device)
+    labels: dict[int, np.ndarray] = {}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for model in models:
+        rows = df[(df["model"] == model) & (df["metric"] == "miou")]
+        if rows.empty:
+            raise ValueError(f"{run} has no mIoU rows for model {model!r}; models: {sorted(df['model'].unique())}")
+        have = {Setting(s, int(st), float(g), float(e))
+                for s, st, g, e in zip(rows["sampler"], rows["steps"], rows["guidance"], rows["eta"])}
+        settings = {s for s in have if setting is None or s.folder == setting}
+        if len(settings) != 1:
+            raise ValueError(f"model {model!r} has settings {sorted(s.folder for s in have)} in {run}; pick one with setting=")
+        (chosen,) = settings
+        per_seed: dict[str, list[np.ndarray]] = {}
+        for seed in config.seeds:
+            for _, r in rows[rows["seed"] == seed].drop_duplicates(["corruption", "severity"]).iterrows():
+                cond = Condition(r["corruption"], float(r["severity"]), int(seed))
+                n = int(r["n"]) // config.samples
+                if len(labels) < n:
+                    labels.update({i: read_png(label_path(run, Condition(CLEAN, 0.0, 0), i)) for i in range(len(labels), n)})
+                cell = Cell(model, chosen, cond)
+                images = np.stack([read_png(sample_path(run, cell, i, j)) for i in range(n) for j in range(config.samples)])
+                target = np.repeat(np.stack([labels[i] for i in range(n)]), config.samples, axis=0)
+                cms = image_confusions(segmenter.predict(images, batch_size=batch_size), target, segmenter.classes)
+                cms = cms.reshape(n, config.samples, *cms.shape[1:]).sum(1)  # a label's samples count together
+                name = CLEAN if cond.is_clean else condition_label(cond.corruption, cond.severity)
+                per_seed.setdefault(name, []).append(cms)
+        out[model] = {k: np.concatenate(v) for k, v in per_seed.items() if len(v) == len(config.seeds)}
+    return out
