@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp_2m"])
     g.add_argument("--steps", type=int, help="sampling steps (default 25)")
     g.add_argument("--guidance", type=float, help="classifier-free guidance (default: the checkpoint's)")
-    g.add_argument("--eta", type=float, help="DDIM stochasticity in [0, 1] (default 0; ddim only)")
+    g.add_argument("--eta", type=float, help="DDIM stochasticity in [0, 1] (default: the checkpoint's; ddim only)")
     g.add_argument("--seeds", type=int, nargs="+", help="run seeds (error bars over seeds); default 0")
     g.add_argument("--samples", type=int, help="samples per label for FID/KID/mIoU (default 1)")
     g.add_argument("--diversity-samples", type=int, help="samples per label for diversity (default 3)")

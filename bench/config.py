@@ -102,7 +102,7 @@ class SamplerSpec:
     sampler: Sampler = Sampler.ANCESTRAL  # the reference 25-step mode
     steps: int = 25  # respaced evaluations
     guidance: float | None = None  # classifier-free guidance; None = the checkpoint's default (1.5)
-    eta: float = 0.0  # DDIM stochasticity (DDIM Eq. 16): 0 deterministic, 1 DDPM-like; ddim only
+    eta: float | None = None  # DDIM stochasticity (DDIM Eq. 16), 0..1; None = the checkpoint's default; ddim only
 
 
 def default_models() -> tuple[ModelSpec, ...]:
@@ -184,9 +184,9 @@ def validate(config: BenchConfig) -> BenchConfig:
             raise ValueError(f"sampler steps must be >= 1, got {s.steps}")
         if s.guidance is not None and (not math.isfinite(s.guidance) or s.guidance < 0):
             raise ValueError(f"guidance must be a finite number >= 0, got {s.guidance}")
-        if not (math.isfinite(s.eta) and 0 <= s.eta <= 1):
+        if s.eta is not None and not (math.isfinite(s.eta) and 0 <= s.eta <= 1):
             raise ValueError(f"eta must be in [0, 1], got {s.eta}")
-        if s.eta and s.sampler != Sampler.DDIM:
+        if s.eta is not None and s.sampler != Sampler.DDIM:
             raise ValueError(f"eta only applies to the ddim sampler, got eta={s.eta:g} with {s.sampler.value}")
     ints = {"samples": (config.samples, 1), "diversity_samples": (config.diversity_samples, 2),
             "diversity_labels": (config.diversity_labels, 0), "batch_size": (config.batch_size, 1),

@@ -20,7 +20,7 @@ import torch
 from scdm.checkpoint import atomic_write_bytes
 
 from . import report
-from .config import BenchConfig, Mode, ModelKind, ModelSpec, Reference, to_dict, validate
+from .config import BenchConfig, Mode, ModelKind, ModelSpec, Reference, Sampler, SamplerSpec, to_dict, validate
 from .datasets import Split, dataset_labels, load_eval, load_train, mean_colours, unlabeled_id
 from .sampling import LabelBank, pending, sample_diffusion, shard, write_flat_paint, write_real
 from .scoring import Scorer, build_scorer, plan_metrics
@@ -54,9 +54,16 @@ class Model:
     def settings(self, config: BenchConfig) -> list[Setting]:
         if self.pipe is None:
             return [Setting()]
-        default = self.pipe.card.sampler.guidance
-        return list(dict.fromkeys(Setting(s.sampler.value, s.steps, default if s.guidance is None else float(s.guidance),
-                                          float(s.eta)) for s in config.samplers))
+        card = self.pipe.card.sampler
+        return list(dict.fromkeys(Setting(s.sampler.value, s.steps, card.guidance if s.guidance is None else float(s.guidance),
+                                          _eta(s, card.eta)) for s in config.samplers))
+
+
+def _eta(spec: SamplerSpec, default: float) -> float:
+    """The DDIM eta a setting runs with: the spec's, else the checkpoint's; 0 for the other samplers."""
+    if spec.sampler != Sampler.DDIM:
+        return 0.0
+    return float(default if spec.eta is None else spec.eta)
 
 
 # ---------------------------------------------------------------------------------------------- distributed

@@ -107,7 +107,7 @@ def _sample(args: argparse.Namespace) -> int:
         seeds = [image_seed(args.seed, n * args.num_samples + j) for j in range(args.num_samples)]
         imgs = pipe.generate(label[None], num_samples=args.num_samples, steps=args.steps, sampler=args.sampler,
                              guidance=args.guidance, seed=seeds, label_diffusion=not args.sdm_mode,
-                             precision=args.precision)
+                             precision=args.precision, eta=args.eta)
         for img, target in zip(imgs, targets):
             tmp = target.with_name(f".{target.name}.tmp.png")
             Image.fromarray(img).save(tmp)
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--steps", type=int, default=25)
     s.add_argument("--sampler", default="ancestral", choices=["ancestral", "ddim", "dpmpp_2m"])
     s.add_argument("--guidance", type=float)
+    s.add_argument("--eta", type=float, help="DDIM stochasticity, 0..1 (default: the checkpoint's)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--sdm-mode", action="store_true", help="turn Label Diffusion off")
     s.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="sampling autocast (default: the checkpoint's)")

@@ -75,7 +75,7 @@ class Pipeline:
     def generate(self, labels, *, num_samples: int = 1, steps: int = 25, sampler: str | Sampler = "ancestral",
                  guidance: float | None = None, seed: int | Sequence[int] = 0, label_diffusion: bool = True,
                  extrapolation: float | None = None, dynamic_threshold: float | None = None,
-                 callback: Callable[[StepInfo], None] | None = None, edges=None, eta: float = 0.0,
+                 callback: Callable[[StepInfo], None] | None = None, edges=None, eta: float | None = None,
                  inpaint_image=None, inpaint_mask=None, batch_size: int | None = None,
                  precision: str | Precision | None = None) -> np.ndarray:
         """Images (B * num_samples, H, W, 3) uint8 for raw-id labels (B, H, W); image k = label k // num_samples.
@@ -83,7 +83,7 @@ class Pipeline:
         `None` settings take the checkpoint's defaults (reference 25-step mode: guidance 1.5, extrapolation
         0.8 and dynamic thresholding 0.95 for the ancestral sampler; DDIM and DPM-Solver++ default to no
         extrapolation). `precision` ("fp32", "bf16", "auto": bf16 where the device computes it natively)
-        defaults to the card's (fp32 for official checkpoints). `seed` is one int (image k gets
+        defaults to the card's (fp32 for official checkpoints), as does DDIM's `eta`. `seed` is one int (image k gets
         `image_seed(seed, k)`) or one seed per image.
         Semantic editing (SDM Eq. 12): pixels where `inpaint_mask` is 1 are regenerated, the rest of
         `inpaint_image` ((B, H, W, 3) uint8) is re-noised from the forward process at every step.
@@ -96,9 +96,12 @@ class Pipeline:
         guidance = d.guidance if guidance is None else float(guidance)
         extrapolation = (d.extrapolation if kind == "ancestral" else 0.0) if extrapolation is None else float(extrapolation)
         dynamic_threshold = d.dynamic_threshold if dynamic_threshold is None else float(dynamic_threshold)
+        eta = d.eta if eta is None else float(eta)
         autocast = autocast_dtype(d.precision if precision is None else precision, self.device)
         if not np.isfinite(guidance) or guidance < 0:
             raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+        if not (np.isfinite(eta) and 0 <= eta <= 1):
+            raise ValueError(f"eta must be in [0, 1], got {eta}")
         if not 0 <= dynamic_threshold < 1:
             raise ValueError(f"dynamic_threshold is a quantile in [0, 1), got {dynamic_threshold}")
         if num_samples < 1:

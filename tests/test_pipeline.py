@@ -168,6 +168,23 @@ def test_precision_default_comes_from_the_card(pipe, labels, monkeypatch):
         pipe.card = card
 
 
+def test_ddim_eta_default_comes_from_the_card(pipe, labels):
+    import dataclasses
+
+    det = pipe.generate(labels, steps=3, seed=1, sampler="ddim", eta=0.0)
+    sto = pipe.generate(labels, steps=3, seed=1, sampler="ddim", eta=1.0)
+    assert not np.array_equal(det, sto)
+    assert np.array_equal(pipe.generate(labels, steps=3, seed=1, sampler="ddim"), det)  # tiny card: eta 0
+    card = pipe.card
+    try:
+        pipe.card = dataclasses.replace(card, sampler=dataclasses.replace(card.sampler, eta=1.0))
+        assert np.array_equal(pipe.generate(labels, steps=3, seed=1, sampler="ddim"), sto)
+    finally:
+        pipe.card = card
+    with pytest.raises(ValueError, match=r"eta must be in \[0, 1\]"):
+        pipe.generate(labels, steps=3, sampler="ddim", eta=float("nan"))
+
+
 def test_load_errors(tmp_path, tiny_checkpoint):
     with pytest.raises(ValueError, match="embedded-scdm"):
         load_pipeline("embedded-nonsense")
