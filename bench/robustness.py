@@ -214,7 +214,12 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
                 if len(labels) < n:
                     labels.update({i: read_png(label_path(run, Condition(CLEAN, 0.0, 0), i)) for i in range(len(labels), n)})
                 cell = Cell(model, chosen, cond)
-                images = np.stack([read_png(sample_path(run, cell, i, j)) for i in range(n) for j in range(config.samples)])
+                paths = [sample_path(run, cell, i, j) for i in range(n) for j in range(config.samples)]
+                missing = [p for p in paths if not p.is_file()]
+                if missing:
+                    raise ValueError(f"{len(missing)} samples of {model} are missing (e.g. {missing[0]}); "
+                                     f"re-run `python -m bench run` into {run} to finish them")
+                images = np.stack([read_png(p) for p in paths])
                 target = np.repeat(np.stack([labels[i] for i in range(n)]), config.samples, axis=0)
                 cms = image_confusions(segmenter.predict(images, batch_size=batch_size), target, segmenter.classes)
                 cms = cms.reshape(n, config.samples, *cms.shape[1:]).sum(1)  # a label's samples count together

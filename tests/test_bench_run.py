@@ -245,6 +245,14 @@ def test_robustness_reproduces_the_table_and_writes_its_report(base_run: Path, c
     assert "| mean |" in out and (base_run / "robustness.md").read_text() in out
     assert main(["robustness", str(base_run), "--models", "scdm", "real"]) == 2
     assert "share no corrupted condition" in capsys.readouterr().err
+    victim = next((base_run / "samples" / "sdm").rglob("00001_0.png"))
+    kept = victim.read_bytes()
+    victim.unlink()
+    try:
+        assert main(["robustness", str(base_run)]) == 2
+        assert "samples of sdm are missing" in capsys.readouterr().err
+    finally:
+        victim.write_bytes(kept)
 
 
 def test_ddim_eta_settings_are_separate_cells(assets, tmp_path: Path) -> None:
