@@ -41,7 +41,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     label = scene()
     print(f"{args.threads} threads; median of {args.repeats}; seconds per 4 images\n")
-    print("| model | generate() defaults | fp32 | DPM-Solver++ 12 | demo CPU defaults, previews on |\n|---|---|---|---|---|")
+    header = f"demo CPU defaults ({CPU_DEFAULTS.sampler} {CPU_DEFAULTS.steps}), previews on"
+    print(f"| model | generate() defaults | fp32 | DPM-Solver++ 12 | {header} |\n|---|---|---|---|---|")
     for name in ("embedded-scdm", "embedded-sdm"):
         pipe = scdm.load_pipeline(name)
         row = [median_seconds(lambda: pipe.generate(label[None], num_samples=4), args.repeats),

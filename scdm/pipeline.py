@@ -72,7 +72,7 @@ class Pipeline:
         return self.label_diffusion.q_sample(y0, t, generator=generator)
 
     @torch.no_grad()
-    def generate(self, labels, *, num_samples: int = 1, steps: int = 25, sampler: str | Sampler = "ancestral",
+    def generate(self, labels, *, num_samples: int = 1, steps: int | None = None, sampler: str | Sampler | None = None,
                  guidance: float | None = None, seed: int | Sequence[int] = 0, label_diffusion: bool = True,
                  extrapolation: float | None = None, dynamic_threshold: float | None = None,
                  callback: Callable[[StepInfo], None] | None = None, edges=None, eta: float | None = None,
@@ -80,19 +80,22 @@ class Pipeline:
                  precision: str | Precision | None = None) -> np.ndarray:
         """Images (B * num_samples, H, W, 3) uint8 for raw-id labels (B, H, W); image k = label k // num_samples.
 
-        `None` settings take the checkpoint's defaults (reference 25-step mode: guidance 1.5, extrapolation
-        0.8 and dynamic thresholding 0.95 for the ancestral sampler; DDIM and DPM-Solver++ default to no
-        extrapolation). `precision` ("fp32", "bf16", "auto": bf16 where the device computes it natively)
+        `None` settings take the checkpoint's defaults (official checkpoints: the reference 25-step ancestral
+        mode with guidance 1.5, extrapolation 0.8 and dynamic thresholding 0.95; the embedded models: DDIM with 15
+        steps and eta 1; DDIM and DPM-Solver++ never extrapolate unless asked). `precision` ("fp32", "bf16", "auto": bf16 where the device computes it natively)
         defaults to the card's (fp32 for official checkpoints), as does DDIM's `eta`. `seed` is one int (image k gets
         `image_seed(seed, k)`) or one seed per image.
         Semantic editing (SDM Eq. 12): pixels where `inpaint_mask` is 1 are regenerated, the rest of
         `inpaint_image` ((B, H, W, 3) uint8) is re-noised from the forward process at every step.
         """
+        d = self.card.sampler
         try:
-            kind = Sampler(sampler).value
+            kind = Sampler(d.sampler if sampler is None else sampler).value
         except ValueError:
             raise ValueError(f"unknown sampler {sampler!r}; use one of {[s.value for s in Sampler]}") from None
-        d = self.card.sampler
+        steps = d.steps if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+            raise ValueError(f"steps must be a whole number, got {steps!r}")
         guidance = d.guidance if guidance is None else float(guidance)
         extrapolation = (d.extrapolation if kind == "ancestral" else 0.0) if extrapolation is None else float(extrapolation)
         dynamic_threshold = d.dynamic_threshold if dynamic_threshold is None else float(dynamic_threshold)

@@ -89,7 +89,8 @@ def test_cpu_defaults_and_precision() -> None:
     from demo.runner import autocast_dtype
     from demo.settings import CPU_DEFAULTS
 
-    assert CPU_DEFAULTS.num_samples == 4 and CPU_DEFAULTS.sampler == "ancestral" and CPU_DEFAULTS.steps <= 20
+    assert CPU_DEFAULTS.num_samples == 4 and CPU_DEFAULTS.sampler == "ddim" and CPU_DEFAULTS.steps <= 20
+    assert "eta" not in CPU_DEFAULTS.generate_kwargs()  # DDIM's eta comes from the card (1 for the embedded models)
     cpu = torch.device("cpu")
     assert autocast_dtype("fp32", cpu) is None and autocast_dtype("bf16", cpu) == torch.bfloat16
     assert autocast_dtype("auto", cpu) in (None, torch.bfloat16)

@@ -185,6 +185,22 @@ def test_ddim_eta_default_comes_from_the_card(pipe, labels):
         pipe.generate(labels, steps=3, sampler="ddim", eta=float("nan"))
 
 
+def test_sampler_and_steps_default_to_the_card(pipe, labels):
+    import dataclasses
+
+    from scdm.config import Sampler
+
+    card = pipe.card
+    want = pipe.generate(labels, sampler="ddim", steps=3, seed=2)
+    try:
+        pipe.card = dataclasses.replace(card, sampler=dataclasses.replace(card.sampler, sampler=Sampler.DDIM, steps=3))
+        assert np.array_equal(pipe.generate(labels, seed=2), want)
+    finally:
+        pipe.card = card
+    with pytest.raises(ValueError, match="steps must be a whole number"):
+        pipe.generate(labels, steps=2.5)
+
+
 def test_load_errors(tmp_path, tiny_checkpoint):
     with pytest.raises(ValueError, match="embedded-scdm"):
         load_pipeline("embedded-nonsense")
