@@ -82,9 +82,10 @@ class Pipeline:
 
         `None` settings take the checkpoint's defaults (official checkpoints: the reference 25-step ancestral
         mode with guidance 1.5, extrapolation 0.8 and dynamic thresholding 0.95; the embedded models: DDIM with 15
-        steps and eta 1; DDIM and DPM-Solver++ never extrapolate unless asked). `precision` ("fp32", "bf16", "auto": bf16 where the device computes it natively)
-        defaults to the card's (fp32 for official checkpoints), as does DDIM's `eta`. `seed` is one int (image k gets
-        `image_seed(seed, k)`) or one seed per image.
+        steps and eta 1; DDIM and DPM-Solver++ never extrapolate unless asked). `precision` ("fp32", "bf16",
+        "auto": bf16 where the device computes it natively) defaults to the card's (fp32 for official
+        checkpoints), as does DDIM's `eta`. `seed` is one int (image k gets `image_seed(seed, k)`) or one seed
+        per image.
         Semantic editing (SDM Eq. 12): pixels where `inpaint_mask` is 1 are regenerated, the rest of
         `inpaint_image` ((B, H, W, 3) uint8) is re-noised from the forward process at every step.
         """
