@@ -72,8 +72,8 @@ class GenerateSettings:
                 "guidance": self.guidance, "seed": self.seed}
 
 
-# CPU-friendly UI defaults: 4 samples of a 64 px model in about 5 CPU-seconds per model with bf16 (the
-# checkpoints' reference mode, ancestral with 25 steps, costs about twice as much).
+# CPU-friendly UI defaults: 4 samples of a 64 px model in about 2.5-3.5 s per model with bf16 and previews on
+# 2 cores (README "Demo"); the official checkpoints' reference mode, ancestral with 25 steps, is the GPU default.
 # DDIM with 15 steps and the card's eta (1 for the embedded models): on 64 held-out labels it beats ancestral
 # sampling with 20 steps on mIoU, Fréchet and kernel distance for both models (README "Few-step table") at 3/4 of
 # the evaluations. Deterministic DDIM and DPM-Solver++ lose ~0.15 mIoU on these small models.
