@@ -16,7 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-SETTING = ("model", "sampler", "steps", "guidance", "eta")
+from .report import SETTING as SAMPLER_SETTING
+from .report import condition_label, read_table, series_labels
+from .segmenter import class_iou, ids_to_indices
+
+SETTING = ("model", *SAMPLER_SETTING)
 
 
 # ---------------------------------------------------------------------------------------------- point estimates
@@ -34,8 +38,6 @@ def drops(df: pd.DataFrame, metric: str = "miou") -> pd.DataFrame:
 
 def drop_markdown(df: pd.DataFrame, metric: str = "miou") -> str:
     """A markdown table of drops: rows = model (setting), columns = each corrupted condition and their mean."""
-    from .report import condition_label, series_labels
-
     d = drops(df, metric)
     if d.empty:
         return ""
@@ -85,8 +87,6 @@ class PairResult:
 def image_confusions(pred: np.ndarray, target: np.ndarray, classes: Sequence[int]) -> np.ndarray:
     """Per-image (N, K, K) confusion matrices of raw-id predictions vs raw-id targets (as `metrics.miou`: target
     ids outside `classes` are ignored, predictions must be classes)."""
-    from .segmenter import ids_to_indices
-
     k = len(classes)
     p = ids_to_indices(pred, classes).reshape(len(pred), -1).astype(np.int64)
     t = ids_to_indices(target, classes).reshape(len(target), -1).astype(np.int64)
@@ -101,11 +101,7 @@ def image_confusions(pred: np.ndarray, target: np.ndarray, classes: Sequence[int
 
 def miou_batch(cm: np.ndarray) -> np.ndarray:
     """mIoU of each (..., K, K) confusion matrix; classes with an empty union are skipped (as miou_from_confusion)."""
-    cm = np.asarray(cm, np.float64)
-    tp = np.diagonal(cm, axis1=-2, axis2=-1)
-    union = cm.sum(-2) + cm.sum(-1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / union, np.nan)
+    iou = class_iou(cm)
     present = np.isfinite(iou).sum(-1)
     return np.where(present > 0, np.nansum(iou, -1) / np.maximum(present, 1), np.nan)
 
@@ -182,7 +178,6 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
     setting by its folder name (e.g. "ancestral_25steps_g1.5") when a model was run with several.
     """
     from .config import load_config
-    from .report import condition_label, read_table
     from .scoring import plan_metrics
     from .segmenter import load_segmenter
     from .store import CLEAN, Cell, Condition, Setting, label_path, read_png, sample_path
@@ -204,8 +199,11 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
                 for s, st, g, e in zip(rows["sampler"], rows["steps"], rows["guidance"], rows["eta"])}
         settings = {s for s in have if setting is None or s.folder == setting}
         if len(settings) != 1:
-            raise ValueError(f"model {model!r} has settings {sorted(s.folder for s in have)} in {run}; pick one with setting=")
+            raise ValueError(f"model {model!r} has settings {sorted(s.folder for s in have)} in {run}; "
+                             "pick one with setting=")
         (chosen,) = settings
+        rows = rows[(rows["sampler"] == chosen.sampler) & (rows["steps"] == chosen.steps)
+                    & (rows["guidance"] == chosen.guidance) & (rows["eta"] == chosen.eta)]
         per_seed: dict[str, list[np.ndarray]] = {}
         for seed in config.seeds:
             for _, r in rows[rows["seed"] == seed].drop_duplicates(["corruption", "severity"]).iterrows():

@@ -62,15 +62,21 @@ def confusion_matrix(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch
     return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
+def class_iou(cm: np.ndarray) -> np.ndarray:
+    """Per-class IoU = TP / (TP + FP + FN) of (..., K, K) confusion matrices; an empty union gives NaN."""
+    cm = np.asarray(cm, np.float64)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    union = cm.sum(-2) + cm.sum(-1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
 def miou_from_confusion(cm: np.ndarray) -> tuple[float, np.ndarray]:
     """(mIoU, per-class IoU) from a (K, K) confusion matrix; classes with an empty union are NaN and skipped."""
     cm = np.asarray(cm, np.float64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"confusion matrix must be square (K, K), got shape {cm.shape}")
-    tp = np.diag(cm)
-    union = cm.sum(0) + cm.sum(1) - tp  # TP + FP + FN
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / union, np.nan)
+    iou = class_iou(cm)
     miou = float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
     return miou, iou
 
