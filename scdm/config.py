@@ -34,6 +34,16 @@ class Sampler(str, enum.Enum):
     DPMPP_2M = "dpmpp_2m"  # DPM-Solver++(2M), data prediction, multistep
 
 
+class Spacing(str, enum.Enum):
+    """Which original timesteps a respaced sampler visits (guided-diffusion's `space_timesteps` rules)."""
+
+    # `ddimN`: the smallest integer stride s with len(range(0, T, s)) == N; the reference's 25-step mode
+    # (`--timestep_respacing ddim25`) visits t = 0, 40, ..., 960.
+    DDIM = "ddim"
+    # plain `N`: N steps evenly spread over [0, T-1], both ends included, rounded: 0, 42, 83, ..., 999 for N = 25.
+    SECTIONS = "sections"
+
+
 class Precision(str, enum.Enum):
     """Autocast dtype of the U-Net (`scdm.precision.autocast_dtype` resolves it on a device)."""
 
@@ -41,6 +51,7 @@ class Precision(str, enum.Enum):
     BF16 = "bf16"  # fast on GPUs and on CPUs with AVX512-BF16 / AMX
     FP16 = "fp16"  # GPU only
     AUTO = "auto"  # bf16 where the device computes it natively, else fp32
+    AUTO_FP16 = "auto-fp16"  # fp16 on GPUs (the reference's `--use_fp16 True`), fp32 elsewhere
 
 
 @dataclass(frozen=True)
@@ -102,15 +113,20 @@ class LabelDiffusionConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """Default generation settings; the reference 25-step mode (SPEC §5)."""
+    """Default generation settings; the defaults are the reference 25-step mode (`docs/method.md`, Generation).
+
+    The reference's 1000-step mode is `steps=1000`: sampling without respacing uses neither extrapolation nor
+    dynamic thresholding unless they are asked for explicitly (its published command passes neither).
+    """
 
     sampler: Sampler = Sampler.ANCESTRAL  # reference-compatible
     steps: int = 25  # respaced evaluations
-    guidance: float = 1.5  # classifier-free guidance scale s; 1 disables the null branch
+    spacing: Spacing = Spacing.DDIM  # the reference's `ddim25`: t = 0, 40, ..., 960
+    guidance: float = 1.5  # classifier-free guidance scale s; s <= 1 gives the conditional output (reference rule)
     extrapolation: float = 0.8  # x0 <- x0 + w (x0 - x0_prev); 0 disables
     dynamic_threshold: float = 0.95  # quantile of |x0|; 0 means plain clipping to [-1, 1]
     eta: float = 0.0  # DDIM stochasticity
-    precision: Precision = Precision.FP32  # sampling autocast; the reference samples in fp32
+    precision: Precision = Precision.AUTO_FP16  # the published sampling commands run the network in fp16
 
 
 @dataclass(frozen=True)
@@ -158,7 +174,8 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
         "unet": UNetConfig, "diffusion": DiffusionConfig, "labels": LabelSpec,
         "label_diffusion": LabelDiffusionConfig, "sampler": SamplerConfig,
     }
-    enums = {"noise_schedule": NoiseSchedule, "schedule": LabelSchedule, "sampler": Sampler, "precision": Precision}
+    enums = {"noise_schedule": NoiseSchedule, "schedule": LabelSchedule, "sampler": Sampler, "precision": Precision,
+             "spacing": Spacing}
     kwargs = {}
     for key, value in data.items():
         if cls is ModelCard and key in hints:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import DiffusionConfig, NoiseSchedule
+from .config import DiffusionConfig, NoiseSchedule, Spacing
 
 
 def get_beta_schedule(schedule: NoiseSchedule, num_timesteps: int) -> torch.Tensor:
@@ -26,14 +26,36 @@ def get_beta_schedule(schedule: NoiseSchedule, num_timesteps: int) -> torch.Tens
     raise ValueError(f"unknown noise schedule {schedule!r}; use one of {[s.value for s in NoiseSchedule]}")
 
 
-def space_timesteps(num_timesteps: int, steps: int) -> list[int]:
-    """`steps` original indices evenly strided over [0, T-1], rounded (guided-diffusion's `space_timesteps`)."""
-    if not 1 <= steps <= num_timesteps:
+def space_timesteps(num_timesteps: int, steps: int, spacing: Spacing | str = Spacing.SECTIONS) -> list[int]:
+    """The original steps a `steps`-step sampler visits, sorted (guided-diffusion's `space_timesteps`).
+
+    `Spacing.DDIM` ("ddimN"): range(0, T, s) for the smallest integer stride s giving exactly `steps` values;
+    `Spacing.SECTIONS` (plain "N"): `steps` indices evenly strided over [0, T-1], both ends included, rounded.
+    """
+    try:
+        spacing = Spacing(spacing)
+    except ValueError:
+        raise ValueError(f"unknown timestep spacing {spacing!r}; use one of {[s.value for s in Spacing]}") from None
+    if isinstance(steps, bool) or not 1 <= steps <= num_timesteps:
         raise ValueError(f"steps must be in [1, {num_timesteps}], got {steps}")
+    if spacing == Spacing.DDIM:
+        for stride in range(1, num_timesteps):
+            if len(range(0, num_timesteps, stride)) == steps:
+                return list(range(0, num_timesteps, stride))
+        if steps == num_timesteps:
+            return list(range(num_timesteps))
+        near = sorted({len(range(0, num_timesteps, s)) for s in range(1, num_timesteps)}, key=lambda n: abs(n - steps))[:3]
+        raise ValueError(f"no integer stride gives exactly {steps} of {num_timesteps} steps with spacing 'ddim'; "
+                         f"use spacing 'sections' or a step count such as {sorted(near)}")
     if steps == 1:
         return [num_timesteps - 1]
+    # guided-diffusion: frac_stride = (size - 1) / (N - 1), taken at round(cur_idx) with cur_idx += frac_stride
     stride = (num_timesteps - 1) / (steps - 1)
-    return sorted({round(i * stride) for i in range(steps)})
+    out, cur = [], 0.0
+    for _ in range(steps):
+        out.append(round(cur))
+        cur += stride
+    return sorted(set(out))
 
 
 def extract(table: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -50,12 +72,13 @@ class Diffusion:
     timesteps: torch.Tensor  # (S,) original 1000-step index of each respaced step
 
     @classmethod
-    def from_config(cls, config: DiffusionConfig, steps: int | None = None) -> "Diffusion":
-        """The full diffusion, or the one respaced to `steps` evenly strided steps."""
+    def from_config(cls, config: DiffusionConfig, steps: int | None = None,
+                    spacing: Spacing | str = Spacing.DDIM) -> "Diffusion":
+        """The full diffusion, or the one respaced to `steps` steps chosen by the `spacing` rule."""
         base = get_beta_schedule(config.noise_schedule, config.num_timesteps)
         if steps is None or steps == config.num_timesteps:
             return cls(base, torch.arange(config.num_timesteps))
-        return cls.respaced(base, space_timesteps(config.num_timesteps, steps))
+        return cls.respaced(base, space_timesteps(config.num_timesteps, steps, spacing))
 
     @classmethod
     def respaced(cls, base_betas: torch.Tensor, use: list[int]) -> "Diffusion":

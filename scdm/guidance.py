@@ -1,7 +1,8 @@
 """The conditional denoiser used by every sampler: Label Diffusion redrawn per step, classifier-free guidance.
 
-eps = eps_u + s (eps_c - eps_u) with eps_c = eps(x_t, y_t), eps_u = eps(x_t, 0) (SPEC §5); only eps is
-guided, v is the conditional one. Conditional and null inputs go through one batched forward that shares the
+eps = eps_u + s (eps_c - eps_u) with eps_c = eps(x_t, y_t), eps_u = eps(x_t, 0) (SDM Eq. 11 with s' = s - 1);
+only eps is guided, v is the conditional one. As in the reference, guidance applies only when s > 1: any
+s <= 1 returns the conditional output and skips the null branch. Conditional and null inputs go through one batched forward that shares the
 label-free encoder between them, and the null rows take SPADE's cached null modulation. With Label Diffusion
 off (SDM) the label never changes, so the whole label side (SPADE gamma, beta) is computed once and reused at
 every step.
@@ -15,6 +16,34 @@ import torch
 from .label_context import LabelContext
 from .label_diffusion import LabelDiffusion
 from .unet import UNet
+
+
+ModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def is_guided(scale: float) -> bool:
+    """Whether scale s runs the null branch at all (the reference: only for s > 1)."""
+    return scale > 1.0
+
+
+def apply_guidance(eps_c: torch.Tensor, eps_u: torch.Tensor, scale: float) -> torch.Tensor:
+    """eps_u + s (eps_c - eps_u) for s > 1, else eps_c (SDM Eq. 11; the reference's rule)."""
+    return eps_u + scale * (eps_c - eps_u) if is_guided(scale) else eps_c
+
+
+def cfg_denoiser(model_fn: ModelFn, y: torch.Tensor, y_null: torch.Tensor, scale: float):
+    """Turn `model_fn(x_t, t, y) -> (eps, v)` into a guided denoiser `(x_t, t) -> (eps, v)` (two forwards).
+
+    The plain form of classifier-free guidance, for any callable; `ConditionalDenoiser` is the fused fast path.
+    """
+    def denoise(x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        eps_c, v = model_fn(x_t, t, y)
+        if not is_guided(scale):
+            return eps_c, v
+        eps_u, _ = model_fn(x_t, t, y_null)
+        return apply_guidance(eps_c, eps_u, scale), v
+
+    return denoise
 
 
 class ConditionalDenoiser:
@@ -42,7 +71,7 @@ class ConditionalDenoiser:
         ])
 
     def _context(self, y_t: torch.Tensor) -> LabelContext:
-        guided = self.guidance != 1.0
+        guided = is_guided(self.guidance)
         if self.label_diffusion is None and self._static_ctx is not None:
             return self._static_ctx
         b = y_t.shape[0]
@@ -62,12 +91,12 @@ class ConditionalDenoiser:
         if self.on_labels is not None:
             self.on_labels(y_t)
         ctx = self._context(y_t)
-        guided = self.guidance != 1.0
+        guided = is_guided(self.guidance)
         with torch.autocast(x_t.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             out = self.model(x_t, t, ctx, labels_per_image=2 if guided else 1).float()
         eps, v = out.chunk(2, dim=1)
         if guided:
             eps_c, eps_u = eps.chunk(2)
-            eps = eps_u + self.guidance * (eps_c - eps_u)
+            eps = apply_guidance(eps_c, eps_u, self.guidance)
             v = v.chunk(2)[0]
         return eps, v

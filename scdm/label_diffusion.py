@@ -5,6 +5,10 @@ tau = t / T; kappa_c -> per-class schedule parameter. A dropped pixel becomes th
 which is also the classifier-free-guidance null label. The edge channel is never diffused.
 
 Class-wise schedule: 1 - gamma_t(c) = min(tau, (kappa_c^tau - 1) / (kappa_c - 1)); kappa_c <= 1 is linear.
+Uniform schedule (the paper's ablation), as the reference builds it: the cumulative product of
+1 - 1 / (N - i) over the N steps of the diffusion in use, i.e. gamma_i = 1 - (i + 1) / N at step i. It is indexed
+by the *respaced* step: with 1000 steps gamma_t = 1 - (t + 1) / T, with `ddim25` the step at t = 960 (i = 24)
+drops every pixel and the one at t = 0 keeps 24/25.
 """
 from __future__ import annotations
 
@@ -28,7 +32,9 @@ def drop_probability(tau: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
 class LabelDiffusion:
     """q(y_t | y_0) for one model: the schedule as a (T+1, K) table of keep probabilities gamma_t(c)."""
 
-    def __init__(self, config: LabelDiffusionConfig, num_classes: int, num_timesteps: int = 1000):
+    def __init__(self, config: LabelDiffusionConfig, num_classes: int, num_timesteps: int = 1000,
+                 timesteps: torch.Tensor | None = None):
+        """`timesteps` (N,): the original steps a respaced sampler visits; only the uniform schedule uses them."""
         self.config = config
         self.num_classes = num_classes
         self.num_timesteps = num_timesteps
@@ -39,22 +45,33 @@ class LabelDiffusion:
                                  f"values for {num_classes} classes (estimate_kappa or load_kappa make them)")
             gamma = 1 - drop_probability(tau, torch.tensor(config.kappa, dtype=torch.float64))
         elif config.schedule == LabelSchedule.UNIFORM:
-            gamma = (1 - tau)[:, None].expand(-1, num_classes)
+            visited = torch.arange(num_timesteps) if timesteps is None else torch.as_tensor(timesteps).long().cpu()
+            n = len(visited)
+            gamma = torch.zeros(num_timesteps + 1, dtype=torch.float64)
+            gamma[visited] = 1 - (torch.arange(n, dtype=torch.float64) + 1) / n  # gamma_i = 1 - (i + 1) / N
+            gamma = gamma[:, None].expand(-1, num_classes)
         else:
             gamma = torch.ones(num_timesteps + 1, num_classes, dtype=torch.float64)
         self.gamma = gamma.float().contiguous()  # (T+1, K)
+
+    def respaced(self, timesteps: torch.Tensor) -> "LabelDiffusion":
+        """The same process for a sampler visiting only `timesteps` (changes only the uniform schedule)."""
+        if self.config.schedule != LabelSchedule.UNIFORM:
+            return self
+        return LabelDiffusion(self.config, self.num_classes, self.num_timesteps, timesteps)
 
     @property
     def enabled(self) -> bool:
         return self.config.schedule != LabelSchedule.NONE
 
     def q_sample(self, y0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None,
-                 num_classes: int | None = None) -> torch.Tensor:
+                 num_classes: int | None = None, *, uniform: torch.Tensor | None = None) -> torch.Tensor:
         """Draw y_t ~ q(y_t | y_0): keep each pixel's one-hot with probability gamma_t(c), else all-zero.
 
         `y0` (B, C, H, W): the first `num_classes` channels are the one-hot, the rest (edges) are kept.
         `t` (B,) original timesteps. One uniform draw per pixel, shared by all channels; drawn on the
-        generator's device, so a CPU generator gives the same y_t on every device.
+        generator's device, so a CPU generator gives the same y_t on every device. `uniform` (B, H, W) in [0, 1)
+        replaces the draw (training takes its slice of draws made for the whole global batch).
         """
         if not self.enabled:
             return y0
@@ -64,8 +81,12 @@ class LabelDiffusion:
         gamma = self.gamma.to(y0.device)[t.long().clamp(0, self.num_timesteps)]  # (B, K)
         keep_p = torch.einsum("bkhw,bk->bhw", onehot.float(), gamma)  # gamma of each pixel's class
         keep_p = keep_p + (onehot.sum(1) == 0).float()  # all-zero pixels stay all-zero
-        dev = generator.device if generator is not None else y0.device
-        u = torch.rand((b, h, w), generator=generator, device=dev).to(y0.device)
+        if uniform is not None:
+            assert uniform.shape == (b, h, w), f"uniform {tuple(uniform.shape)} != {(b, h, w)}"
+            u = uniform.to(y0.device)
+        else:
+            dev = generator.device if generator is not None else y0.device
+            u = torch.rand((b, h, w), generator=generator, device=dev).to(y0.device)
         keep = (u < keep_p).to(y0.dtype)[:, None]
         return torch.cat([onehot * keep, rest], dim=1)
 

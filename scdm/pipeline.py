@@ -1,6 +1,8 @@
 """`Pipeline`: a model with its card, turning raw label maps into images; `load_pipeline` finds checkpoints."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -9,13 +11,14 @@ import numpy as np
 import torch
 
 from .checkpoint import check_state_dict, read_card, read_weights
-from .config import LabelSchedule, ModelCard, Precision, Sampler
+from .config import LabelSchedule, ModelCard, Precision, Sampler, Spacing, card_to_json
 from .gaussian import Diffusion
 from .guidance import ConditionalDenoiser
 from .label_diffusion import LabelDiffusion
 from .labels import as_label_tensor, encode
 from .precision import autocast_dtype
 from .samplers import X0Processing, sample
+from .settings import SamplingSettings, resolve
 from .unet import UNet
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
@@ -53,6 +56,7 @@ class Pipeline:
         self.device = torch.device(device)
         self.label_diffusion = LabelDiffusion(card.label_diffusion, card.labels.num_classes,
                                               card.diffusion.num_timesteps)
+        self._digest: str | None = None
 
     @property
     def is_scdm(self) -> bool:
@@ -71,45 +75,48 @@ class Pipeline:
             raise ValueError(f"t must be in [0, {self.card.diffusion.num_timesteps}], got {t.tolist()}")
         return self.label_diffusion.q_sample(y0, t, generator=generator)
 
+    def resolve(self, settings: SamplingSettings | None = None, **overrides) -> SamplingSettings:
+        """The fully specified sampling settings `generate` would use (`None` = this card's defaults)."""
+        settings = settings or SamplingSettings()
+        if overrides:
+            settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        return resolve(self.card, settings, self.device)
+
+    @property
+    def digest(self) -> str:
+        """sha256 (16 hex digits) of the weights and the card: which model made a result."""
+        if self._digest is None:
+            h = hashlib.sha256(card_to_json(self.card).encode())
+            for name, tensor in sorted(self.model.state_dict().items()):
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._digest = h.hexdigest()[:16]
+        return self._digest
+
     @torch.no_grad()
-    def generate(self, labels, *, num_samples: int = 1, steps: int | None = None, sampler: str | Sampler | None = None,
-                 guidance: float | None = None, seed: int | Sequence[int] = 0, label_diffusion: bool = True,
+    def generate(self, labels, *, num_samples: int = 1, settings: SamplingSettings | None = None,
+                 steps: int | None = None, sampler: str | Sampler | None = None,
+                 guidance: float | None = None, seed: int | Sequence[int] = 0, label_diffusion: bool | None = None,
                  extrapolation: float | None = None, dynamic_threshold: float | None = None,
                  callback: Callable[[StepInfo], None] | None = None, edges=None, eta: float | None = None,
                  inpaint_image=None, inpaint_mask=None, batch_size: int | None = None,
-                 precision: str | Precision | None = None) -> np.ndarray:
+                 precision: str | Precision | None = None, spacing: str | Spacing | None = None) -> np.ndarray:
         """Images (B * num_samples, H, W, 3) uint8 for raw-id labels (B, H, W); image k = label k // num_samples.
 
-        `None` settings take the checkpoint's defaults (official checkpoints: the reference 25-step ancestral
-        mode with guidance 1.5, extrapolation 0.8 and dynamic thresholding 0.95; the embedded models: DDIM with 15
-        steps and eta 1; DDIM and DPM-Solver++ never extrapolate unless asked). `precision` ("fp32", "bf16",
-        "auto": bf16 where the device computes it natively) defaults to the card's (fp32 for official
-        checkpoints), as does DDIM's `eta`. `seed` is one int (image k gets `image_seed(seed, k)`) or one seed
-        per image.
+        Sampling settings come from `settings` and the keyword overrides; every one left `None` is the
+        checkpoint's default (`Pipeline.resolve` shows the result). Official checkpoints default to the
+        reference 25-step mode (ancestral on the `ddim25` timesteps, guidance 1.5, extrapolation 0.8, dynamic
+        thresholding 0.95, fp16 on GPUs); `steps=1000` is the reference 1000-step mode. The embedded models
+        default to DDIM with 15 steps and eta 1. `seed` is one int (image k gets `image_seed(seed, k)`) or one
+        seed per image.
         Semantic editing (SDM Eq. 12): pixels where `inpaint_mask` is 1 are regenerated, the rest of
         `inpaint_image` ((B, H, W, 3) uint8) is re-noised from the forward process at every step.
         """
-        d = self.card.sampler
-        try:
-            kind = Sampler(d.sampler if sampler is None else sampler).value
-        except ValueError:
-            raise ValueError(f"unknown sampler {sampler!r}; use one of {[s.value for s in Sampler]}") from None
-        steps = d.steps if steps is None else steps
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
-            raise ValueError(f"steps must be a whole number, got {steps!r}")
-        guidance = d.guidance if guidance is None else float(guidance)
-        extrapolation = (d.extrapolation if kind == "ancestral" else 0.0) if extrapolation is None else float(extrapolation)
-        dynamic_threshold = d.dynamic_threshold if dynamic_threshold is None else float(dynamic_threshold)
-        eta = d.eta if eta is None else float(eta)
-        autocast = autocast_dtype(d.precision if precision is None else precision, self.device)
-        if not np.isfinite(guidance) or guidance < 0:
-            raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
-        if not (np.isfinite(eta) and 0 <= eta <= 1):
-            raise ValueError(f"eta must be in [0, 1], got {eta}")
-        if not 0 <= dynamic_threshold < 1:
-            raise ValueError(f"dynamic_threshold is a quantile in [0, 1), got {dynamic_threshold}")
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        r = self.resolve(settings, sampler=sampler, steps=steps, spacing=spacing, guidance=guidance,
+                         extrapolation=extrapolation, dynamic_threshold=dynamic_threshold, eta=eta,
+                         precision=precision, label_diffusion=label_diffusion)
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+            raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}")
 
         labels = as_label_tensor(labels)
         y = self.encode(labels, edges).repeat_interleave(num_samples, dim=0)  # (N, C, H, W)
@@ -118,14 +125,13 @@ class Pipeline:
         if len(seeds) != n:
             raise ValueError(f"got {len(seeds)} seeds for {n} images")
         known, mask = self._inpaint_inputs(inpaint_image, inpaint_mask, labels.shape, num_samples)
-        diffusion = Diffusion.from_config(self.card.diffusion, steps)
+        diffusion = Diffusion.from_config(self.card.diffusion, r.steps, r.spacing)
         chunk = batch_size or n
         out = []
         for s in range(0, n, chunk):
             sl = slice(s, min(n, s + chunk))
-            out.append(self._sample_chunk(
-                y[sl], seeds[sl], diffusion, kind, guidance, label_diffusion, X0Processing(extrapolation, dynamic_threshold),
-                eta, callback, None if known is None else (known[sl], mask[sl]), autocast))
+            out.append(self._sample_chunk(y[sl], seeds[sl], diffusion, r, callback,
+                                          None if known is None else (known[sl], mask[sl])))
         return np.concatenate(out)
 
     def _inpaint_inputs(self, image, mask, shape, num_samples):
@@ -147,15 +153,16 @@ class Pipeline:
         m = (mask > 0).float()[:, None]
         return (x.repeat_interleave(num_samples, 0).to(self.device), m.repeat_interleave(num_samples, 0).to(self.device))
 
-    def _sample_chunk(self, y, seeds, diffusion, kind, guidance, use_ld, x0p, eta, callback, inpaint, autocast_dtype):
+    def _sample_chunk(self, y, seeds, diffusion, r: SamplingSettings, callback, inpaint):
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         h, w = y.shape[-2:]
         noise = lambda: torch.cat([torch.randn((1, 3, h, w), generator=g) for g in gens]).to(self.device)  # noqa: E731
         x = noise()
         last_y: list[torch.Tensor] = []
+        ld = self.label_diffusion.respaced(diffusion.timesteps) if r.label_diffusion else None
         denoiser = ConditionalDenoiser(
-            self.model, y, self.label_diffusion if use_ld else None, gens, guidance,
-            num_classes=self.card.labels.num_classes, autocast_dtype=autocast_dtype,
+            self.model, y, ld, gens, r.guidance,
+            num_classes=self.card.labels.num_classes, autocast_dtype=autocast_dtype(r.precision, self.device),
             on_labels=(lambda y_t: last_y.append(y_t)) if callback is not None else None)
         blend = None
         if inpaint is not None:
@@ -174,7 +181,8 @@ class Pipeline:
                 t = int(diffusion.timesteps[num_steps - 1 - step])
                 callback(StepInfo(step, num_steps, t, x_t, x0, last_y[-1] if last_y else None))
                 last_y.clear()
-        x0 = sample(kind, denoiser, diffusion, x, noise, x0_processing=x0p, eta=eta, callback=cb, blend=blend)
+        x0p = X0Processing(r.extrapolation, r.dynamic_threshold)
+        x0 = sample(r.sampler, denoiser, diffusion, x, noise, x0_processing=x0p, eta=r.eta, callback=cb, blend=blend)
         return to_uint8(x0)
 
 

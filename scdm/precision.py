@@ -32,8 +32,10 @@ def autocast_dtype(precision: Precision | str, device: torch.device | str) -> to
         return torch.bfloat16
     if precision == Precision.FP16:
         if device.type != "cuda":
-            raise ValueError("fp16 autocast needs a GPU; use bf16 (or auto) on a CPU")
+            raise ValueError("precision 'fp16' needs a GPU; use 'bf16', 'auto' or 'auto-fp16' (fp32 here) on a CPU")
         return torch.float16
+    if precision == Precision.AUTO_FP16:
+        return torch.float16 if device.type == "cuda" else None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16() else None

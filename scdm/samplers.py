@@ -14,6 +14,7 @@ from typing import Callable, Protocol
 
 import torch
 
+from .config import Sampler
 from .gaussian import Diffusion, extract
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -97,14 +98,11 @@ def dpmpp_2m_step(diffusion: Diffusion, x: torch.Tensor, i: int, x0: torch.Tenso
     return sigma_ratio * x - alpha_next * torch.expm1(torch.tensor(-h)).item() * d, h
 
 
-def sample(kind: str, denoise: Denoiser, diffusion: Diffusion, x: torch.Tensor, noise: NoiseFn, *,
-           x0_processing: X0Processing = X0Processing(), eta: float = 0.0,
-           callback: Callback | None = None, blend: Blend | None = None) -> torch.Tensor:
-    """Run sampler `kind` ("ancestral", "ddim", "dpmpp_2m") from x_T; returns x̂_0 in [-1, 1]-ish."""
-    if kind not in ("ancestral", "ddim", "dpmpp_2m"):
-        raise ValueError(f"unknown sampler {kind!r}; use 'ancestral', 'ddim' or 'dpmpp_2m'")
+def _loop(step, denoise: Denoiser, diffusion: Diffusion, x: torch.Tensor, x0_processing: X0Processing,
+          callback: Callback | None, blend: Blend | None) -> torch.Tensor:
+    """The shared walk over respaced steps i = S-1 .. 0: evaluate, process x̂_0, report, step, blend."""
     steps = diffusion.num_steps
-    x0_prev_extrap = x0_prev = h_prev = None
+    x0_prev_extrap = None
     for n, i in enumerate(reversed(range(steps))):
         t = diffusion.timesteps[i].to(x.device).expand(x.shape[0])
         eps, v = denoise(x, t)
@@ -112,13 +110,51 @@ def sample(kind: str, denoise: Denoiser, diffusion: Diffusion, x: torch.Tensor, 
         x0, x0_prev_extrap = process_x0(x0, x0_prev_extrap, x0_processing)
         if callback is not None:
             callback(n, steps, x, x0)
-        if kind == "ancestral":
-            x = ancestral_step(diffusion, x, i, x0, v, noise() if i > 0 else None)
-        elif kind == "ddim":
-            x = ddim_step(diffusion, x, i, x0, eta, noise() if (eta > 0 and i > 0) else None)
-        else:
-            x, h_prev = dpmpp_2m_step(diffusion, x, i, x0, x0_prev, h_prev)
-            x0_prev = x0
+        x = step(x, i, x0, v)
         if blend is not None:
             x = blend(x, i - 1)
     return x
+
+
+def sample_ancestral(denoise: Denoiser, diffusion: Diffusion, x: torch.Tensor, noise: NoiseFn, *,
+                     x0_processing: X0Processing = X0Processing(), callback: Callback | None = None,
+                     blend: Blend | None = None, **_: object) -> torch.Tensor:
+    """The reference sampler: ancestral steps with the learned-range variance (DDPM Alg. 2, Improved DDPM)."""
+    return _loop(lambda x, i, x0, v: ancestral_step(diffusion, x, i, x0, v, noise() if i > 0 else None),
+                 denoise, diffusion, x, x0_processing, callback, blend)
+
+
+def sample_ddim(denoise: Denoiser, diffusion: Diffusion, x: torch.Tensor, noise: NoiseFn, *, eta: float = 0.0,
+                x0_processing: X0Processing = X0Processing(), callback: Callback | None = None,
+                blend: Blend | None = None, **_: object) -> torch.Tensor:
+    """DDIM (Song et al. 2021, Eq. 12) with stochasticity eta; eta = 0 is deterministic given x_T."""
+    return _loop(lambda x, i, x0, v: ddim_step(diffusion, x, i, x0, eta, noise() if (eta > 0 and i > 0) else None),
+                 denoise, diffusion, x, x0_processing, callback, blend)
+
+
+def sample_dpmpp_2m(denoise: Denoiser, diffusion: Diffusion, x: torch.Tensor, noise: NoiseFn, *,
+                    x0_processing: X0Processing = X0Processing(), callback: Callback | None = None,
+                    blend: Blend | None = None, **_: object) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): deterministic multistep solver in data prediction."""
+    memory: dict[str, object] = {"x0": None, "h": None}
+
+    def step(x: torch.Tensor, i: int, x0: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        x, memory["h"] = dpmpp_2m_step(diffusion, x, i, x0, memory["x0"], memory["h"])
+        memory["x0"] = x0
+        return x
+
+    return _loop(step, denoise, diffusion, x, x0_processing, callback, blend)
+
+
+SAMPLERS = {Sampler.ANCESTRAL: sample_ancestral, Sampler.DDIM: sample_ddim, Sampler.DPMPP_2M: sample_dpmpp_2m}
+
+
+def sample(kind: Sampler | str, denoise: Denoiser, diffusion: Diffusion, x: torch.Tensor, noise: NoiseFn, *,
+           x0_processing: X0Processing = X0Processing(), eta: float = 0.0,
+           callback: Callback | None = None, blend: Blend | None = None) -> torch.Tensor:
+    """Run the sampler registered for `kind` from x_T; returns x̂_0 in [-1, 1]-ish."""
+    try:
+        fn = SAMPLERS[Sampler(kind)]
+    except ValueError:
+        raise ValueError(f"unknown sampler {kind!r}; use one of {[k.value for k in Sampler]}") from None
+    return fn(denoise, diffusion, x, noise, x0_processing=x0_processing, eta=eta, callback=callback, blend=blend)

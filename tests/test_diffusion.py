@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scdm.config import DiffusionConfig, NoiseSchedule
+from scdm.config import DiffusionConfig, NoiseSchedule, Spacing
 from scdm.gaussian import Diffusion, get_beta_schedule, hybrid_loss, space_timesteps
 from scdm.samplers import X0Processing, dynamic_threshold, process_x0, sample
 
@@ -16,12 +16,22 @@ def test_linear_schedule_endpoints_and_float64():
 
 
 def test_respacing_keeps_alpha_bar_of_kept_steps():
-    use = space_timesteps(1000, 25)
+    use = space_timesteps(1000, 25, Spacing.SECTIONS)
     assert len(use) == 25 and use[0] == 0 and use[-1] == 999
     full = Diffusion.from_config(DiffusionConfig())
-    sp = Diffusion.from_config(DiffusionConfig(), 25)
+    sp = Diffusion.from_config(DiffusionConfig(), 25, Spacing.SECTIONS)
     assert sp.timesteps.tolist() == use
     assert torch.allclose(sp.alphas_cumprod, full.alphas_cumprod[use])
+    ddim = Diffusion.from_config(DiffusionConfig(), 25)  # the reference's `ddim25` is the default rule
+    assert ddim.timesteps.tolist() == list(range(0, 1000, 40))
+    assert torch.allclose(ddim.alphas_cumprod, full.alphas_cumprod[ddim.timesteps])
+
+
+def test_spacing_errors_name_the_setting():
+    with pytest.raises(ValueError, match="spacing 'ddim'"):
+        space_timesteps(1000, 999, Spacing.DDIM)
+    with pytest.raises(ValueError, match="unknown timestep spacing"):
+        space_timesteps(1000, 25, "even")
 
 
 def test_posterior_matches_formulas():

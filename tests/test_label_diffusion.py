@@ -45,7 +45,9 @@ def test_q_sample_seeded_and_zero_pixels_stay_zero():
     a = ld.q_sample(y0, t, generator=torch.Generator().manual_seed(5))
     b = ld.q_sample(y0, t, generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b) and (a[:, :, :4] == 0).all()
-    assert ld.gamma[0].eq(1).all() and ld.gamma[1000].eq(0).all()
+    # the reference's uniform schedule: cumprod of 1 - 1 / (T - i), i.e. gamma_t = 1 - (t + 1) / T
+    assert torch.allclose(ld.gamma[0], torch.tensor(0.999)) and ld.gamma[999].eq(0).all()
+    assert torch.allclose(ld.gamma[499], torch.tensor(0.5))
     off = LabelDiffusion(LabelDiffusionConfig(LabelSchedule.NONE), num_classes=3)
     assert off.q_sample(y0, t) is y0
 

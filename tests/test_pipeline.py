@@ -89,9 +89,12 @@ def test_null_rows_anywhere_in_the_batch_and_shared_encoder(pipe, labels):
 
 def test_callback_sees_every_step(pipe, labels):
     seen = []
-    pipe.generate(labels[:1], steps=5, seed=0, callback=lambda info: seen.append(info))
+    pipe.generate(labels[:1], steps=5, seed=0, callback=lambda info: seen.append(info), spacing="sections")
     assert [s.step for s in seen] == list(range(5))
     assert seen[0].t == 999 and seen[-1].t == 0
+    ddim = []  # the card's default rule is the reference's `ddim5`: 0, 200, ..., 800
+    pipe.generate(labels[:1], steps=5, seed=0, callback=lambda info: ddim.append(info.t))
+    assert ddim == [800, 600, 400, 200, 0]
     assert seen[0].y_t.shape == (1, 12, 32, 32) and seen[0].x0.shape == (1, 3, 32, 32)
     assert seen[0].y_t.sum() < seen[-1].y_t.sum()  # more of the label is masked at large t
 
@@ -142,10 +145,14 @@ def test_bad_inputs_say_what_is_wrong(pipe, labels):
         pipe.generate(labels, steps=0)
     with pytest.raises(ValueError, match="guidance"):
         pipe.generate(labels, steps=2, guidance=float("nan"))
-    with pytest.raises(ValueError, match=r"precision must be one of \['fp32', 'bf16', 'fp16', 'auto'\]"):
+    with pytest.raises(ValueError, match=r"unknown precision 'fp8'; use one of \['fp32', 'bf16', 'fp16', 'auto', 'auto-fp16'\]"):
         pipe.generate(labels, steps=2, precision="fp8")
-    with pytest.raises(ValueError, match="fp16 autocast needs a GPU"):
+    with pytest.raises(ValueError, match="precision 'fp16' needs a GPU"):
         pipe.generate(labels, steps=2, precision="fp16")
+    with pytest.raises(ValueError, match="unknown spacing 'even'"):
+        pipe.generate(labels, steps=2, spacing="even")
+    with pytest.raises(ValueError, match="no integer stride gives exactly 999"):
+        pipe.generate(labels, steps=999, spacing="ddim")
 
 
 def test_precision_default_comes_from_the_card(pipe, labels, monkeypatch):
