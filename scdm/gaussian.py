@@ -39,11 +39,9 @@ def space_timesteps(num_timesteps: int, steps: int, spacing: Spacing | str = Spa
     if isinstance(steps, bool) or not 1 <= steps <= num_timesteps:
         raise ValueError(f"steps must be in [1, {num_timesteps}], got {steps}")
     if spacing == Spacing.DDIM:
-        for stride in range(1, num_timesteps):
+        for stride in range(1, num_timesteps + 1):  # the reference stops at T - 1 (so `ddim1` fails there)
             if len(range(0, num_timesteps, stride)) == steps:
                 return list(range(0, num_timesteps, stride))
-        if steps == num_timesteps:
-            return list(range(num_timesteps))
         near = sorted({len(range(0, num_timesteps, s)) for s in range(1, num_timesteps)}, key=lambda n: abs(n - steps))[:3]
         raise ValueError(f"no integer stride gives exactly {steps} of {num_timesteps} steps with spacing 'ddim'; "
                          f"use spacing 'sections' or a step count such as {sorted(near)}")

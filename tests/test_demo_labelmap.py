@@ -43,7 +43,8 @@ def test_world_table_has_classes_and_unlabeled(table: ClassTable) -> None:
 
 
 def test_table_without_palette_gets_distinct_colours() -> None:
-    t = ClassTable.from_spec(ade20k_labels())  # raw 0 is a real channel in ADE20K's encoding
+    bare = LabelSpec(num_classes=151, raw_ids=ade20k_labels().raw_ids, unlabeled_id=0)  # no names, no palette
+    t = ClassTable.from_spec(bare)  # raw 0 is a real channel in ADE20K's encoding
     assert len(t.raw_ids) == 151 and not t.has_unlabeled and t.fill_id == 0
     assert len(set(t.colors)) == 151 and t.names[0] == "class 1"
 

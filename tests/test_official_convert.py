@@ -52,3 +52,23 @@ def test_mismatch_names_keys_shapes_and_preset(official_pt, tmp_path):
     with pytest.raises(ValueError, match="cannot read"):
         convert_official(tmp_path / "junk.pt", tmp_path / "y")
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_converted_ade20k_card_carries_class_names_and_palette(tmp_path):
+    """A preset's card (OFFICIAL_CARDS) brings the dataset's names and palette into config.json."""
+    import json
+    from dataclasses import replace
+
+    from scdm.checkpoint import read_card
+    from scdm.presets import OFFICIAL_CARDS
+
+    official = OFFICIAL_CARDS["ade20k"]()
+    cfg = replace(CFG, label_channels=official.unet.label_channels)  # 151: the ADE20K encoding, no edge channel
+    path = tmp_path / "ade.pt"
+    torch.save(UNet(cfg).state_dict(), path)
+    out = convert_official(path, tmp_path / "ade", preset="ade20k", image_size=32, num_channels=32, num_res_blocks=1,
+                           channel_mult="1,2", attention_resolutions="16", num_head_channels=64)
+    labels = json.loads((out / "config.json").read_text())["labels"]
+    assert labels["class_names"][0] == "wall" and labels["class_names"][150] == "unlabeled"
+    assert len(labels["class_names"]) == len(labels["palette"]) == 151 and labels["palette"][0] == [120, 120, 120]
+    assert read_card(out).labels == official.labels

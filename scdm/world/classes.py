@@ -1,10 +1,12 @@
-"""The twelve outdoor classes of the world, with ADE20K raw ids and the official ADE20K palette."""
+"""The twelve outdoor classes of the world: ADE20K raw ids, with names and colours from the ADE20K table."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..datasets import ADE20K_CLASSES
 
 UNLABELED = 0  # ADE20K raw id 0: "other/unlabeled"; never produced by the clean world
 
@@ -32,21 +34,15 @@ class WorldClass:
     color: tuple[int, int, int]
 
 
-# Colours are ADE20K palette entries (mmsegmentation ADE20KDataset palette[raw_id - 1]).
-CLASSES: tuple[WorldClass, ...] = (
-    WorldClass(BUILDING, "building", (180, 120, 120)),
-    WorldClass(SKY, "sky", (6, 230, 230)),
-    WorldClass(TREE, "tree", (4, 200, 3)),
-    WorldClass(ROAD, "road", (140, 140, 140)),
-    WorldClass(GRASS, "grass", (4, 250, 7)),
-    WorldClass(SIDEWALK, "sidewalk", (235, 255, 7)),
-    WorldClass(MOUNTAIN, "mountain", (143, 255, 140)),
-    WorldClass(WATER, "water", (61, 230, 250)),
-    WorldClass(FIELD, "field", (112, 9, 255)),
-    WorldClass(ROCK, "rock", (255, 41, 10)),
-    WorldClass(SAND, "sand", (160, 150, 20)),
-    WorldClass(FLOWER, "flower", (255, 0, 0)),
-)
+def _ade20k(raw_id: int) -> WorldClass:
+    """The ADE20K table's entry for `raw_id`: its name and palette colour (`scdm.datasets`)."""
+    c = ADE20K_CLASSES[raw_id - 1]
+    return WorldClass(c.id, c.name, c.color)
+
+
+# Channel order of the embedded models; names and colours are ADE20K's (tests pin them: the bundled models use them).
+CLASSES: tuple[WorldClass, ...] = tuple(
+    _ade20k(i) for i in (BUILDING, SKY, TREE, ROAD, GRASS, SIDEWALK, MOUNTAIN, WATER, FIELD, ROCK, SAND, FLOWER))
 CLASS_IDS: tuple[int, ...] = tuple(c.id for c in CLASSES)
 CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in CLASSES)
 PALETTE: dict[int, tuple[int, int, int]] = {UNLABELED: (0, 0, 0), **{c.id: c.color for c in CLASSES}}
