@@ -76,6 +76,18 @@ def infer_unet(state: dict[str, torch.Tensor]):
                       learn_sigma=out_w.shape[0] == 6, groupnorm_groups=32)
 
 
+def _bool(name: str, value) -> bool:
+    """An official boolean flag given as a bool or as the CLI writes it ("True", "false", "1", ...)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(f"official hyper-parameter {name} must be True or False, got {value!r}")
+
+
 def _card_from_hparams(base: ModelCard, hp: dict) -> ModelCard:
     unknown = sorted(set(hp) - OFFICIAL_HPARAMS)
     if unknown:
@@ -84,7 +96,7 @@ def _card_from_hparams(base: ModelCard, hp: dict) -> ModelCard:
     size = int(hp.get("image_size", u.image_size))
     if "num_classes" in hp or "no_instance" in hp:
         k = int(hp.get("num_classes", labels.num_classes))
-        edges = not bool(hp.get("no_instance", not labels.use_edges))
+        edges = not _bool("no_instance", hp.get("no_instance", not labels.use_edges))
         if k != labels.num_classes:
             labels = LabelSpec(num_classes=k, use_edges=edges)
         labels = replace(labels, use_edges=edges)
@@ -97,9 +109,11 @@ def _card_from_hparams(base: ModelCard, hp: dict) -> ModelCard:
         kw["channel_mult"] = _ints(hp["channel_mult"])
     if "attention_resolutions" in hp:
         kw["attention_ds"] = tuple(sorted(size // r for r in _ints(hp["attention_resolutions"])))
-    for name in ("num_head_channels", "learn_sigma", "use_scale_shift_norm", "resblock_updown"):
+    for name in ("learn_sigma", "use_scale_shift_norm", "resblock_updown"):
         if name in hp:
-            kw[name] = type(getattr(u, name))(hp[name])
+            kw[name] = _bool(name, hp[name])
+    if "num_head_channels" in hp:
+        kw["num_head_channels"] = int(hp["num_head_channels"])
     if "diffusion_steps" in hp:
         d = replace(d, num_timesteps=int(hp["diffusion_steps"]))
     if "noise_schedule" in hp:

@@ -72,3 +72,30 @@ def test_converted_ade20k_card_carries_class_names_and_palette(tmp_path):
     assert labels["class_names"][0] == "wall" and labels["class_names"][150] == "unlabeled"
     assert len(labels["class_names"]) == len(labels["palette"]) == 151 and labels["palette"][0] == [120, 120, 120]
     assert read_card(out).labels == official.labels
+
+
+def test_boolean_hyper_parameters_parse_as_the_official_cli_writes_them():
+    from scdm.official import _bool
+
+    assert _bool("no_instance", "False") is False and _bool("no_instance", "True") is True
+    assert _bool("learn_sigma", False) is False and _bool("learn_sigma", "1") is True
+    with pytest.raises(ValueError, match="no_instance must be True or False"):
+        _bool("no_instance", "maybe")
+
+
+def test_converted_checkpoint_files_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    from scdm.checkpoint import save_checkpoint
+    from scdm.config import ModelCard
+    from scdm.presets import TINY_UNET
+    from scdm.unet import UNet
+
+    old = os.umask(0o022)
+    try:
+        out = save_checkpoint(tmp_path / "ck", UNet(TINY_UNET).state_dict(), ModelCard(unet=TINY_UNET))
+    finally:
+        os.umask(old)
+    for name in ("config.json", "model.safetensors"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644  # readable by the lab, not 0600

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..files import atomic_write
 from .layout import make_layout
 from .render import render
 
@@ -107,13 +107,9 @@ def load_or_make_split(
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # corrupt or partial: regenerate below
     data = make_split(split, n, config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             np.savez_compressed(f, **data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(path, write)
     return data
