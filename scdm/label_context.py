@@ -8,19 +8,28 @@ not change (SDM mode), so the label side is computed once per image instead of o
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-if TYPE_CHECKING:
-    from .layers import SPADE
+
+class SPADE(Protocol):
+    """What a context needs of a SPADE layer (`scdm.layers.SPADE`): its resolution tag and its convs."""
+
+    ds: int  # downsampling factor of the features it modulates
+    mlp_shared: nn.Sequential  # [0] is the shared conv on the label
+
+    def modulation(self, actv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def null_modulation(self, size: tuple[int, int], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class LabelContext:
     """Label y (B, K, H, W) plus per-SPADE caches of the shared activation and of gamma, beta."""
 
-    def __init__(self, y: torch.Tensor, groups: dict[int, list["SPADE"]], null: torch.Tensor | None = None):
+    def __init__(self, y: torch.Tensor, groups: dict[int, list[SPADE]], null: torch.Tensor | None = None):
         self.y = y
         self.groups = groups  # ds -> SPADE modules at that downsampling factor
         self.null = None if null is None or not bool(null.any()) else null.to(torch.bool)
@@ -36,7 +45,7 @@ class LabelContext:
     def _conditional_rows(self) -> torch.Tensor:
         return self.y if self.null is None else self.y[~self.null]
 
-    def _shared_activation(self, spade: "SPADE", size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    def _shared_activation(self, spade: SPADE, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
         key = id(spade)
         if key not in self._actv:
             group = self.groups.get(spade.ds, [spade])
@@ -53,7 +62,7 @@ class LabelContext:
         assert actv.shape[-2:] == size, "SPADE resolution tags disagree with the feature sizes"
         return actv
 
-    def _conditional_modulation(self, spade: "SPADE", size: tuple[int, int],
+    def _conditional_modulation(self, spade: SPADE, size: tuple[int, int],
                                 dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """1 + gamma(y), beta(y) for the conditional rows; kept for the next call when cacheable."""
         key = id(spade)
@@ -65,7 +74,7 @@ class LabelContext:
                 self._mod[key] = hit
         return hit
 
-    def modulate(self, spade: "SPADE", h: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
+    def modulate(self, spade: SPADE, h: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
         """normed (1 + gamma) + beta for every row, gamma and beta taken at the size of feature map `h`."""
         size = tuple(h.shape[-2:])
         dtype = torch.get_autocast_dtype(h.device.type) if torch.is_autocast_enabled(h.device.type) else h.dtype
