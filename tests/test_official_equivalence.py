@@ -1,5 +1,6 @@
 """Our U-Net against outputs of the official SDM/SCDM `UNetModel` (fixture made by running the official code
-on the same seeded weights and inputs), and against the official 256 px parameter lists in shared/reference."""
+on the same seeded weights and inputs), and against every parameter name and shape of the official 256 px
+checkpoints (`fixtures/official_unet_<preset>.json`, listed from the official checkpoints' structure)."""
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from scdm.config import UNetConfig
 from scdm.unet import UNet
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official_unet_outputs.safetensors"
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+MANIFESTS = Path(__file__).parent / "fixtures"
 
 CASES = {
     "noedge": dict(label_channels=5, model_channels=32, channel_mult=(1, 2), attention_ds=(2,), num_res_blocks=1),
@@ -50,10 +51,7 @@ def test_matches_official_forward(name):
 
 @pytest.mark.parametrize("preset", ["ade20k", "celebamask_hq", "coco_stuff"])
 def test_official_parameter_names_and_shapes(preset):
-    path = REFERENCE / f"official_unet_{preset}.json"
-    if not path.is_file():
-        pytest.skip("shared/reference is not present next to the repository")
-    ref = json.loads(path.read_text())
+    ref = json.loads((MANIFESTS / f"official_unet_{preset}.json").read_text())
     from scdm.presets import OFFICIAL_CARDS
 
     cfg = OFFICIAL_CARDS[preset]().unet
