@@ -12,7 +12,7 @@ import torch
 import scdm
 from demo.classes import ClassTable
 from demo.runner import Result, stream_generate
-from demo.settings import CPU_DEFAULTS
+from demo.settings import Request
 
 from .speed import time_call as median_seconds  # warm-up, then the median of `repeats` timings
 
@@ -27,7 +27,7 @@ def scene() -> np.ndarray:
 
 def demo_seconds(pipe, label: np.ndarray) -> float:
     table = ClassTable.from_spec(pipe.card.labels)
-    for event in stream_generate(pipe, label, CPU_DEFAULTS, table, precision="auto"):
+    for event in stream_generate(pipe, label, Request(), table):  # the demo's defaults: the card's, 4 samples
         if isinstance(event, Result):
             return event.seconds
     raise RuntimeError("no result")
@@ -41,7 +41,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     label = scene()
     print(f"{args.threads} threads; median of {args.repeats}; seconds per 4 images\n")
-    header = f"demo CPU defaults ({CPU_DEFAULTS.sampler} {CPU_DEFAULTS.steps}), previews on"
+    card = scdm.load_pipeline("embedded-scdm").card.sampler
+    header = f"demo defaults (card: {card.sampler.value} {card.steps}), previews on"
     print(f"| model | generate() defaults | fp32 | DPM-Solver++ 12 | {header} |\n|---|---|---|---|---|")
     for name in ("embedded-scdm", "embedded-sdm"):
         pipe = scdm.load_pipeline(name)

@@ -5,6 +5,8 @@ import argparse
 import logging
 import sys
 
+from scdm.config import Precision
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
@@ -16,8 +18,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="bf16 autocast is ~1.5x faster on CPUs with AVX512-BF16/AMX; auto uses it where available")
+    p.add_argument("--precision", choices=[v.value for v in Precision], default=None,
+                   help="for every request, instead of each card's default (embedded models: auto, bf16 where the "
+                        "CPU or GPU computes it natively; official checkpoints: auto-fp16, fp16 on GPUs)")
     p.add_argument("--concurrency", type=int, default=1, help="generations run at once; others wait in the queue")
     p.add_argument("--tiny", metavar="DIR", help="write random-weight tiny checkpoints to DIR and serve them "
                                                  "(UI development without trained weights)")
@@ -52,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         sources = [args.scdm or "embedded-scdm", args.sdm or "embedded-sdm"]
     try:
         pipes = [load_pipeline(s, device=args.device) for s in sources]
-        app = build_app(*(pipes + [None] * (2 - len(pipes))), precision=args.precision, concurrency=args.concurrency)
+        from scdm.settings import SamplingSettings
+
+        app = build_app(*(pipes + [None] * (2 - len(pipes))), sampling=SamplingSettings(precision=args.precision),
+                        concurrency=args.concurrency)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         if not (args.checkpoint or args.scdm or args.sdm or args.tiny):

@@ -13,21 +13,29 @@ from typing import Any, Callable, Iterator
 
 import gradio as gr
 
+from scdm.config import Precision, Sampler, Spacing
 from scdm.pipeline import Pipeline
+from scdm.settings import SamplingSettings
 
 from .canvas import make_editor
 from .classes import hex_color
 from .editing import NUM_EXAMPLES, example_scene
-from .handlers import Handlers, Models
+from .handlers import Handlers, Models, describe_settings
 from .labelmap import MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE
 from .noise import corruption_choices, describe
-from .runner import autocast_dtype
-from .settings import CPU_DEFAULTS, MAX_SAMPLES, MAX_SEED, SAMPLERS, GenerateSettings
+from .settings import CARD, MAX_SAMPLES, MAX_SEED, Controls, Request, plain
 from .views import DISPLAY_SIDE, upscale
 
 log = logging.getLogger(__name__)
 
-UI_MAX_STEPS = 100  # the slider's range; the API accepts up to settings.MAX_STEPS
+UI_MAX_STEPS = 100  # the slider's range (wider when a card's default is above it); the API accepts settings.MAX_STEPS
+# Sampling controls: name -> (title, choices) for dropdowns, (title, low, high, step) for numbers.
+CHOICES = {"sampler": ("Sampler", [s.value for s in Sampler]),
+           "spacing": ("Timestep spacing", [s.value for s in Spacing]),
+           "precision": ("Precision", [p.value for p in Precision])}
+NUMBERS = {"steps": ("Steps", 1, UI_MAX_STEPS, 1), "guidance": ("Guidance", 0.0, 10.0, 0.1),
+           "eta": ("DDIM eta", 0.0, 1.0, 0.05), "extrapolation": ("x̂₀ extrapolation", 0.0, 2.0, 0.05),
+           "dynamic_threshold": ("Dynamic threshold", 0.0, 0.995, 0.005)}
 CSS = """
 .scdm-legend {display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em}
 .scdm-swatch i {display: inline-block; width: 14px; height: 14px; margin-right: 4px; vertical-align: middle;
@@ -79,14 +87,15 @@ class Settings:
     """The shared sampler controls above the tabs."""
 
     num_samples: Any
-    sampler: Any
-    steps: Any
-    guidance: Any
     seed: Any
+    sampling: dict[str, Any]  # settings.CONTROLS name -> component
 
     def inputs(self) -> list[Any]:
-        """In the order `Handlers` takes them: sampler, steps, guidance, seed, number of samples."""
-        return [self.sampler, self.steps, self.guidance, self.seed, self.num_samples]
+        """In the order `Handlers` takes them: sampler, steps, guidance, seed, samples, spacing, eta,
+        extrapolation, dynamic threshold, precision."""
+        s = self.sampling
+        return [s["sampler"], s["steps"], s["guidance"], self.seed, self.num_samples, s["spacing"], s["eta"],
+                s["extrapolation"], s["dynamic_threshold"], s["precision"]]
 
 
 @dataclass(frozen=True)
@@ -96,17 +105,65 @@ class Results:
     targets: dict[str, Any]  # update name (as `Handlers` yields it) -> component
 
 
-def _settings_row(defaults: GenerateSettings) -> Settings:
+def _initial(c: Controls, name: str) -> Any:
+    """A control's starting value: the shown setting, or "each card's default" (CARD / an empty box)."""
+    shown = c.shown(name)
+    return plain(shown) if shown is not None else (CARD if name in CHOICES else "")
+
+
+def _control(c: Controls, name: str, device_type: str) -> Any:
+    """One sampling control showing the cards' default (or the server's setting); see `settings.Controls`."""
+    shown, cards, elem_id = c.shown(name), c.card_values(name), name.replace("_", "-")
+    server = getattr(c.base, name) is not None
+    if name in CHOICES:
+        title, values = CHOICES[name]
+        if name == "precision" and device_type != "cuda":
+            values = [v for v in values if v != Precision.FP16.value or v == plain(shown)]  # fp16 needs a GPU
+        if shown is None:
+            values = [("each card's default", CARD), *values]
+        label = f"{title} (server setting; card: {cards})" if server else f"{title} (card: {cards})"
+        return gr.Dropdown(values, value=_initial(c, name), label=label, elem_id=elem_id)
+    title, low, high, step = NUMBERS[name]
+    if shown is None:  # the cards differ: an empty box keeps each model's own default (a Number box shows 0)
+        return gr.Textbox("", label=f"{title} (empty: each card's default)", placeholder=cards, elem_id=elem_id)
+    label = f"{title} (server setting; card: {cards})" if server else f"{title} (card: {cards})"
+    return gr.Slider(low, max(high, shown), value=shown, step=step, label=label, elem_id=elem_id)
+
+
+def _settings_row(h: Handlers) -> Settings:
+    """Samples, sampler, steps, guidance and seed; the other sampling settings in an accordion."""
+    c, device_type = h.controls, h.models.primary.device.type
     with gr.Row(equal_height=True):
-        n = gr.Slider(1, MAX_SAMPLES, value=defaults.num_samples, step=1, label="Samples per model", elem_id="samples")
-        sampler = gr.Dropdown(list(SAMPLERS), value=defaults.sampler, label="Sampler", elem_id="sampler")
-        steps = gr.Slider(1, UI_MAX_STEPS, value=defaults.steps, step=1, label="Steps", elem_id="steps")
-        guidance = gr.Slider(0.0, 10.0, value=defaults.guidance, step=0.1, label="Guidance", elem_id="guidance")
+        n = gr.Slider(1, MAX_SAMPLES, value=Request().num_samples, step=1, label="Samples per model",
+                      elem_id="samples")
+        sampling = {name: _control(c, name, device_type) for name in ("sampler", "steps", "guidance")}
         with gr.Column(min_width=200):
-            seed = gr.Number(defaults.seed, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
+            seed = gr.Number(Request().seed, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
             dice = gr.Button("🎲 Randomize", size="sm", elem_id="randomize")
+    with gr.Accordion("More sampling settings", open=False, elem_id="more-settings"):
+        with gr.Row(equal_height=True):
+            for name in ("spacing", "eta", "extrapolation", "dynamic_threshold", "precision"):
+                sampling[name] = _control(c, name, device_type)
+        with gr.Row():
+            gr.Markdown(_card_summary(h), elem_id="card-defaults")
+            reset = gr.Button("↺ Card defaults", size="sm", scale=0, min_width=140, elem_id="reset-settings")
     dice.click(lambda: random.randint(0, MAX_SEED), None, [seed], api_visibility="private")
-    return Settings(n, sampler, steps, guidance, seed)
+    names = list(sampling)
+    reset.click(lambda: [_initial(c, k) for k in names], None, [sampling[k] for k in names], api_visibility="private")
+    return Settings(n, seed, sampling)
+
+
+def _card_summary(h: Handlers) -> str:
+    """Markdown: what each model runs when no control is changed, resolved on this device."""
+    lines = ["Untouched controls keep each model's card default; a control you change applies to both models. "
+             "Eta only matters to DDIM; x̂₀ extrapolation is the ancestral sampler's unless you set it; the dynamic "
+             "threshold is a quantile of |x̂₀| (0 clips to [-1, 1]). With the controls as they are, the models run:"]
+    for slot, pipe in h.models.slots():
+        if pipe is not None:
+            card = pipe.card.sampler.precision.value
+            lines.append(f"- **{slot}** `{pipe.card.name}` on {pipe.device.type}: "
+                         f"{describe_settings(pipe.resolve(h.sampling))} (card precision `{card}`)")
+    return "\n".join(lines)
 
 
 def _model_column(slot: str, pipe: Pipeline | None, prefix: str) -> tuple[Any, Any]:
@@ -172,7 +229,7 @@ def _label_inputs(h: Handlers, start: Any) -> Any:
     return editor
 
 
-def _draw_tab(h: Handlers, settings: Settings, defaults: GenerateSettings, start: Any, gen_kw: dict) -> dict[str, Any]:
+def _draw_tab(h: Handlers, settings: Settings, defaults: Request, start: Any, gen_kw: dict) -> dict[str, Any]:
     """Label in, corruption, generate, results; returns the components the live refresh reads and writes."""
     with gr.Row():
         with gr.Column(scale=3):
@@ -247,33 +304,39 @@ def _api(h: Handlers, res: Results, gen_kw: dict) -> None:
     with gr.Group(visible=False):
         inputs = [gr.File(type="filepath", label="label_map"), gr.Textbox(label="corruption"),
                   gr.Number(label="severity"), gr.Textbox(label="sampler"), gr.Number(label="steps"),
-                  gr.Number(label="guidance"), gr.Number(label="seed"), gr.Number(label="num_samples")]
+                  gr.Number(label="guidance"), gr.Number(label="seed"), gr.Number(label="num_samples"),
+                  # optional: empty/None = each model's card default
+                  gr.Textbox("", label="spacing"), gr.Number(None, label="eta"), gr.Number(None, label="extrapolation"),
+                  gr.Number(None, label="dynamic_threshold"), gr.Textbox("", label="precision")]
         button = gr.Button("generate (API)")
     outputs = [res.targets["SCDM gallery"], res.targets["SDM gallery"], res.targets["info"]]
     button.click(guarded(h.generate_api), inputs, outputs, api_name="generate", **gen_kw)
 
 
-def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, defaults: GenerateSettings | None = None,
-              precision: str = "auto", min_preview_interval: float = 0.2, concurrency: int = 1) -> gr.Blocks:
+def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, sampling: SamplingSettings | None = None,
+              min_preview_interval: float = 0.2, concurrency: int = 1) -> gr.Blocks:
     """The demo page for one or two pipelines (the SCDM and SDM slots are chosen by each model's card).
 
-    `defaults` fill the controls (CPU: `CPU_DEFAULTS`; GPU: the reference 25-step ancestral mode);
-    `precision` is "auto" (bf16 autocast where the hardware computes it natively), "fp32" or "bf16".
+    The sampling controls start at the models' card defaults on any device; `sampling` sets some for the whole
+    server (e.g. `SamplingSettings(precision="fp32")`; None fields stay with the cards). A ValueError if a model
+    cannot run them here.
     """
     models = Models.of(*[p for p in (scdm, sdm) if p is not None])
     device = models.primary.device
-    if defaults is None:
-        defaults = CPU_DEFAULTS if device.type == "cpu" else GenerateSettings()
-    dtype = autocast_dtype(precision, device)
-    h = Handlers(models, min_preview_interval=min_preview_interval, precision="fp32" if dtype is None else "bf16")
+    h = Handlers(models, min_preview_interval=min_preview_interval, sampling=sampling or SamplingSettings())
+    for slot, p in models.slots():
+        if p is not None:
+            p.resolve(h.sampling)  # a setting this device cannot run fails here, not at the first request
+            log.info("%s %s: weights digest %s", slot, p.card.name, p.digest)  # hashed once, for settings.json
+    defaults = Request()
     start = example_scene(0, models.size).label if h.examples_available() else None
     gen_kw = dict(concurrency_id="models", concurrency_limit=concurrency)  # generations share one queue slot
 
     with gr.Blocks(title="SCDM vs SDM", delete_cache=(3600, 3600)) as app:
         app.handlers = h  # for tests and for cleanup at exit
         gr.Markdown(INTRO + "\nModels: " + ", ".join(f"**{k}** `{v}`" for k, v in models.names().items())
-                    + f" · {models.size} px · {len(h.table.class_ids)} classes · {device.type} {h.precision}")
-        settings = _settings_row(defaults)
+                    + f" · {models.size} px · {len(h.table.class_ids)} classes · {device.type}")
+        settings = _settings_row(h)
         with gr.Tabs():
             with gr.Tab("Draw & generate", id="draw"):
                 draw = _draw_tab(h, settings, defaults, start, gen_kw)

@@ -5,11 +5,11 @@ the user (the app turns them into `gr.Error`s).
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from scdm.config import Sampler
 from scdm.pipeline import Pipeline
+from scdm.settings import SamplingSettings
 
 from . import explainer
 from .canvas import canvas_value, decode_canvas
@@ -26,7 +28,8 @@ from .editing import NUM_EXAMPLES, example_scene, examples_supported, repaint_ma
 from .labelmap import DecodedLabel, decode_file, index_png
 from .noise import NONE, apply_corruption, describe
 from .runner import Inpaint, Preview, Result, generate, stream_generate
-from .settings import GenerateSettings, read_settings, settings_json
+from .settings import (Controls, Request, SavedModel, label_digest, parse_sampling, plain, read_settings,
+                       settings_json)
 from .views import label_view, mask_view, strip, upscale
 
 PREVIEW_SIDE = 128  # px per sample in the streamed previews
@@ -110,21 +113,52 @@ def preview_image(p: Preview, side: int = PREVIEW_SIDE) -> np.ndarray:
     return np.concatenate([top, np.full((4, top.shape[1], 3), 255, np.uint8), bottom], 0)
 
 
-def replay(settings_file: str | Path, pipe: Pipeline) -> np.ndarray:
-    """Re-run one model on a downloaded `settings.json` (its label PNG beside it): the same pixels as the demo."""
+def replay(settings_file: str | Path, pipe: Pipeline, *, slot: str | None = None,
+           allow_other_weights: bool = False) -> np.ndarray:
+    """Re-run one model of a downloaded `settings.json` (its label PNG beside it): the same pixels as the demo.
+
+    `slot` ("SCDM" or "SDM") defaults to the pipeline's kind. The file names the weights that made each result
+    (`Pipeline.digest`); other weights are refused unless `allow_other_weights` (then a warning). Version-1 files
+    (older demos) record neither the weights nor the full settings: they replay with the card's current defaults
+    for the rest, with a warning.
+    """
     path = Path(settings_file)
-    text = path.read_text()
-    settings = read_settings(text)
-    doc = json.loads(text)
+    saved = read_settings(path.read_text())
+    slot = slot or ("SCDM" if pipe.is_scdm else "SDM")
+    if slot not in saved.models:
+        raise ValueError(f"{path} has no {slot} result (it has {sorted(saved.models)}); pass slot=")
+    entry = saved.models[slot]
+    name = pipe.card.name or "unnamed"
+    if entry.digest is None:
+        warnings.warn(f"{path} is a version-{saved.version} settings file without the weights digest, spacing, eta, "
+                      f"x̂0 extrapolation and dynamic thresholding: replaying {slot} with `{name}` and its card's "
+                      f"current defaults for those (the same images only if that card and weights made it)",
+                      stacklevel=2)
+    elif entry.digest != pipe.digest:
+        msg = (f"{slot}: {path.name} was made by `{entry.name}` with weights digest {entry.digest}, the loaded "
+               f"`{name}` has {pipe.digest}")
+        if not allow_other_weights:
+            raise ValueError(f"{msg}; pass allow_other_weights=True to replay anyway (the images will differ)")
+        warnings.warn(f"{msg}; replaying anyway (allow_other_weights), the images will differ", stacklevel=2)
     table, size = ClassTable.from_spec(pipe.card.labels), pipe.card.unet.image_size
-    label = decode_file(path.parent / Path(doc["label_file"]).name, table, size).label
-    noisy = apply_corruption(label, settings.corruption, settings.severity, settings.seed, table)
+    label = decode_file(path.parent / Path(saved.label_file).name, table, size).label
+    if saved.label_sha256 is not None and label_digest(label) != saved.label_sha256:
+        raise ValueError(f"{saved.label_file} beside {path} is not the label this result was made from "
+                         f"(its sha256 differs from label_sha256)")
+    r = saved.request
+    noisy = apply_corruption(label, r.corruption, r.severity, r.seed, table)
     inpaint = None
-    if doc.get("edit"):
-        scene = example_scene(int(doc["edit"]["example"]), size)
+    if saved.edit:
+        scene = example_scene(int(saved.edit["example"]), size)
         inpaint = Inpaint(scene.image, repaint_mask(scene.label.astype(np.int64), label))
-    precision = "bf16" if doc.get("precision") == "bf16" else "fp32"
-    return generate(pipe, noisy, settings, inpaint, precision=precision).images
+    return generate(pipe, noisy, replace(r, sampling=entry.settings), inpaint).images
+
+
+def describe_settings(r: SamplingSettings) -> str:
+    """Resolved settings in one line for the info box."""
+    eta = f", eta {r.eta:g}" if r.sampler == Sampler.DDIM else ""
+    return (f"{r.sampler.value}, {r.steps} steps ({r.spacing.value} spacing), guidance {r.guidance:g}{eta}, "
+            f"x̂₀ extrapolation {r.extrapolation:g}, dynamic threshold {r.dynamic_threshold:g}, {r.precision.value}")
 
 
 @dataclass(frozen=True)
@@ -134,11 +168,16 @@ class Handlers:
     models: Models
     store: OutputStore = field(default_factory=OutputStore)
     min_preview_interval: float = 0.2  # s between streamed previews per model
-    precision: str = "fp32"  # "fp32", or "bf16" autocast (about 1.5x faster on bf16-capable CPUs)
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)  # the server's (CLI); None = card default
 
     @property
     def table(self) -> ClassTable:
         return self.models.table
+
+    @property
+    def controls(self) -> Controls:
+        """What the sampling controls show for these models' cards."""
+        return Controls.of({slot: p.card for slot, p in self.models.slots() if p is not None}, self.sampling)
 
     # --- labels ---------------------------------------------------------------------------------------------
     def decode_editor(self, value: dict[str, Any] | None) -> DecodedLabel:
@@ -184,23 +223,27 @@ class Handlers:
         except ValueError as e:
             return blank, f"⚠️ {e}", blank, "", blank, "", empty_df
         try:
-            settings = GenerateSettings.parse(corruption=corruption, severity=severity, seed=seed)
-            noisy = apply_corruption(dec.label, settings.corruption, settings.severity, settings.seed, self.table)
+            request = Request.parse(corruption=corruption, severity=severity, seed=seed)
+            noisy = apply_corruption(dec.label, request.corruption, request.severity, request.seed, self.table)
         except ValueError as e:
             return label_view(dec.label, self.table), dec.report(), blank, f"⚠️ {e}", blank, "", empty_df
         changed = float((noisy != dec.label).mean())
-        note = describe(settings.corruption)
-        if settings.corruption != NONE:
-            note += f"\n\nchanged {100 * changed:.1f}% of the pixels (seed {settings.seed})"
+        note = describe(request.corruption)
+        if request.corruption != NONE:
+            note += f"\n\nchanged {100 * changed:.1f}% of the pixels (seed {request.seed})"
         pipe = self.models.primary
         t = int(np.clip(float(t or 0), 0, pipe.card.diffusion.num_timesteps))
         return (label_view(dec.label, self.table), dec.report(), label_view(noisy, self.table), note,
-                explainer.diffused_label(pipe, noisy, t, self.table, settings.seed),
+                explainer.diffused_label(pipe, noisy, t, self.table, request.seed),
                 explainer.keep_table(pipe, noisy, t, self.table), explainer.gamma_curves(pipe, noisy, self.table))
 
     # --- generation -----------------------------------------------------------------------------------------
-    def _write_downloads(self, results: dict[str, Result], clean: np.ndarray, noisy: np.ndarray,
-                         settings: GenerateSettings, edit: dict[str, Any] | None = None) -> list[str]:
+    def resolve(self, request: Request) -> dict[str, SamplingSettings]:
+        """Slot -> the settings each loaded model will run (ValueError before any sampling if one cannot)."""
+        return {slot: pipe.resolve(request.sampling) for slot, pipe in self.models.slots() if pipe is not None}
+
+    def _write_downloads(self, results: dict[str, Result], resolved: dict[str, SamplingSettings], clean: np.ndarray,
+                         noisy: np.ndarray, request: Request, edit: dict[str, Any] | None = None) -> list[str]:
         d = self.store.new_dir()
         files = []
         for slot, res in results.items():
@@ -208,28 +251,30 @@ class Handlers:
         (d / "label.png").write_bytes(index_png(clean))
         files.append(str(d / "label.png"))
         files.append(_save_png(d / "label_color.png", self.table.colorize(clean)))
-        if settings.corruption != NONE:
+        if request.corruption != NONE:
             files.append(_save_png(d / "label_corrupted_color.png", self.table.colorize(noisy)))
-        text = settings_json(settings, models=self.models.names(), label=clean, label_file="label.png",
-                             precision=self.precision, edit=edit)
+        models = {slot: SavedModel(pipe.card.name or "unnamed", pipe.digest, resolved[slot])
+                  for slot, pipe in self.models.slots() if slot in results}
+        text = settings_json(request, models=models, label=clean, label_file="label.png", edit=edit)
         (d / "settings.json").write_text(text)
         files.append(str(d / "settings.json"))
         return files
 
-    def info(self, results: dict[str, Result], settings: GenerateSettings, clean: np.ndarray,
-             noisy: np.ndarray, extra: str = "") -> str:
-        """Markdown: latency per model and the settings."""
+    def info(self, results: dict[str, Result], resolved: dict[str, SamplingSettings], request: Request,
+             clean: np.ndarray, noisy: np.ndarray, extra: str = "") -> str:
+        """Markdown: latency and resolved settings per model, what the user set, the corruption."""
         lines = []
         for slot, pipe in self.models.slots():
             if pipe is None:
                 lines.append(f"- **{slot}**: no model loaded")
             elif slot in results:
-                r = results[slot]
+                r, steps = results[slot], resolved[slot].steps
                 lines.append(f"- **{slot}** (`{pipe.card.name}`): {len(r.images)} images in {r.seconds:.2f} s "
-                             f"({settings.steps / max(r.seconds, 1e-9):.1f} steps/s)")
-        s = settings
-        lines.append(f"- sampler `{s.sampler}`, {s.steps} steps, guidance {s.guidance:g}, seed {s.seed}, "
-                     f"{s.num_samples} samples per model")
+                             f"({steps / max(r.seconds, 1e-9):.1f} steps/s); {describe_settings(resolved[slot])}")
+        s = request
+        given = ", ".join(f"{k} {plain(v)}" for k, v in s.sampling.given().items())
+        lines.append(f"- seed {s.seed}, {s.num_samples} samples per model; "
+                     + (f"set: {given}, the rest from each model's card" if given else "all from each model's card"))
         if s.corruption != NONE:
             lines.append(f"- corruption `{s.corruption}` at severity {s.severity:g}: "
                          f"{100 * float((noisy != clean).mean()):.1f}% of the pixels changed")
@@ -237,13 +282,22 @@ class Handlers:
             lines.append(f"- {extra}")
         return "\n".join(lines)
 
+    def ui_request(self, corruption: Any, severity: Any, seed: Any, num_samples: Any, *sampling: Any) -> Request:
+        """Control values -> Request; sampling values (in `settings.CONTROLS` order) the user left as the controls
+        showed them stay None, so that each model runs its own card's default."""
+        return Request.parse(corruption, severity, seed, num_samples,
+                             self.controls.changes(parse_sampling(*sampling)))
+
     def generate_stream(self, value: dict[str, Any] | None, corruption: Any, severity: Any, sampler: Any,
-                        steps: Any, guidance: Any, seed: Any, num_samples: Any) -> Iterator[dict[str, Any]]:
+                        steps: Any, guidance: Any, seed: Any, num_samples: Any, spacing: Any = None, eta: Any = None,
+                        extrapolation: Any = None, dynamic_threshold: Any = None,
+                        precision: Any = None) -> Iterator[dict[str, Any]]:
         """Yields partial updates {"SCDM preview", "SCDM gallery", "SDM ...", "info", "files"} while sampling."""
-        settings = GenerateSettings.parse(corruption, severity, sampler, steps, guidance, seed, num_samples)
+        request = self.ui_request(corruption, severity, seed, num_samples, sampler, steps, spacing, guidance, eta,
+                                  extrapolation, dynamic_threshold, precision)
         clean = self.decode_editor(value).label
-        noisy = apply_corruption(clean, settings.corruption, settings.severity, settings.seed, self.table)
-        yield from self._stream(noisy, settings, clean, None, None)
+        noisy = apply_corruption(clean, request.corruption, request.severity, request.seed, self.table)
+        yield from self._stream(noisy, request, clean, None, None)
 
     def edit_mask(self, index: Any, value: dict[str, Any] | None) -> np.ndarray | None:
         """The scene image with the repainted region tinted (None while nothing differs)."""
@@ -256,11 +310,13 @@ class Handlers:
         return mask_view(scene.image, mask) if mask.any() else None
 
     def edit_stream(self, index: Any, value: dict[str, Any] | None, sampler: Any, steps: Any, guidance: Any,
-                    seed: Any, num_samples: Any) -> Iterator[dict[str, Any]]:
+                    seed: Any, num_samples: Any, spacing: Any = None, eta: Any = None, extrapolation: Any = None,
+                    dynamic_threshold: Any = None, precision: Any = None) -> Iterator[dict[str, Any]]:
         """Regenerate only the repainted pixels of example `index` (SDM Eq. 12 semantic editing)."""
         if not self.examples_available():
             raise ValueError("edit mode needs a model whose classes cover the embedded world")
-        settings = GenerateSettings.parse(NONE, 0.0, sampler, steps, guidance, seed, num_samples)
+        request = self.ui_request(NONE, 0.0, seed, num_samples, sampler, steps, spacing, guidance, eta,
+                                  extrapolation, dynamic_threshold, precision)
         scene = example_scene(int(index), self.models.size)
         edited = self.decode_editor(value).label
         mask = repaint_mask(scene.label.astype(np.int64), edited)
@@ -268,18 +324,20 @@ class Handlers:
             raise ValueError("nothing was repainted: paint over part of the example's label, then regenerate")
         inpaint = Inpaint(scene.image, mask)
         edit = {"example": int(index), "split": "test", "repainted_pixels": int(mask.sum())}
+        self.resolve(request)  # a setting a model cannot run fails before the mask is shown
         yield {"mask": mask_view(scene.image, mask)}
-        yield from self._stream(edited, settings, edited, inpaint, edit)
+        yield from self._stream(edited, request, edited, inpaint, edit)
 
-    def _stream(self, label: np.ndarray, settings: GenerateSettings, clean: np.ndarray, inpaint: Inpaint | None,
+    def _stream(self, label: np.ndarray, request: Request, clean: np.ndarray, inpaint: Inpaint | None,
                 edit: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+        resolved = self.resolve(request)
         results: dict[str, Result] = {}
         yield {"SCDM gallery": [], "SDM gallery": [], "files": None, "info": "sampling ..."}
         for slot, pipe in self.models.slots():
             if pipe is None:
                 continue
-            for ev in stream_generate(pipe, label, settings, self.table, inpaint=inpaint,
-                                      min_interval=self.min_preview_interval, precision=self.precision):
+            for ev in stream_generate(pipe, label, request, self.table, inpaint=inpaint,
+                                      min_interval=self.min_preview_interval):
                 if isinstance(ev, Preview):
                     yield {f"{slot} preview": preview_image(ev),
                            "info": f"sampling {slot}: step {ev.step + 1}/{ev.num_steps} (t = {ev.t})"}
@@ -287,21 +345,28 @@ class Handlers:
                     results[slot] = ev
                     yield {f"{slot} gallery": [(upscale(im), f"{slot} #{k}") for k, im in enumerate(ev.images)]}
         extra = f"edit: regenerated {edit['repainted_pixels']} repainted pixels" if edit else ""
-        yield {"info": self.info(results, settings, clean, label, extra),
-               "files": self._write_downloads(results, clean, label, settings, edit)}
+        yield {"info": self.info(results, resolved, request, clean, label, extra),
+               "files": self._write_downloads(results, resolved, clean, label, request, edit)}
 
     def generate_api(self, path: str | None, corruption: Any, severity: Any, sampler: Any, steps: Any,
-                     guidance: Any, seed: Any, num_samples: Any) -> tuple[list, list, str]:
-        """The `/generate` endpoint: (SCDM images, SDM images, info) at the model resolution."""
+                     guidance: Any, seed: Any, num_samples: Any, spacing: Any = None, eta: Any = None,
+                     extrapolation: Any = None, dynamic_threshold: Any = None,
+                     precision: Any = None) -> tuple[list, list, str]:
+        """The `/generate` endpoint: (SCDM images, SDM images, info) at the model resolution.
+
+        Every sampling value passed is used for both models; None (or "") leaves it to each model's card.
+        """
         if not path:
             raise ValueError("no label map file: pass handle_file('label.png') as the first input")
-        settings = GenerateSettings.parse(corruption, severity, sampler, steps, guidance, seed, num_samples)
+        sampling = parse_sampling(sampler, steps, spacing, guidance, eta, extrapolation, dynamic_threshold, precision)
+        request = Request.parse(corruption, severity, seed, num_samples, self.controls.given(sampling))
+        resolved = self.resolve(request)
         dec = decode_file(path, self.table, self.models.size)
-        noisy = apply_corruption(dec.label, settings.corruption, settings.severity, settings.seed, self.table)
-        results = {slot: generate(pipe, noisy, settings, precision=self.precision)
-                   for slot, pipe in self.models.slots() if pipe is not None}
+        noisy = apply_corruption(dec.label, request.corruption, request.severity, request.seed, self.table)
+        results = {slot: generate(pipe, noisy, request) for slot, pipe in self.models.slots() if pipe is not None}
         galleries = [[(im, f"{slot} #{k}") for k, im in enumerate(results[slot].images)] if slot in results else []
                      for slot, _ in self.models.slots()]
         notes = "; ".join(dec.notices)
-        info = self.info(results, settings, dec.label, noisy, f"label: {dec.source}" + (f"; {notes}" if notes else ""))
+        info = self.info(results, resolved, request, dec.label, noisy,
+                         f"label: {dec.source}" + (f"; {notes}" if notes else ""))
         return galleries[0], galleries[1], info

@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from scdm.pipeline import Pipeline, StepInfo
-from scdm.precision import autocast_dtype as scdm_autocast_dtype
 
 from .classes import ClassTable
-from .settings import GenerateSettings
+from .settings import Request
 from .views import onehot_view, x0_preview
 
 
@@ -50,16 +48,6 @@ class Inpaint:
     mask: np.ndarray  # (H, W) 1 = regenerate
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast for "bf16", or for "auto" on bf16-capable CPUs and GPUs; None (fp32) otherwise."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    return scdm_autocast_dtype(precision, device)
-
-
 class Cancelled(Exception):
     """Raised inside the sampler callback when the consumer has gone away."""
 
@@ -70,29 +58,28 @@ def channel_ids(pipe: Pipeline) -> tuple[int, ...]:
     return tuple(spec.raw_ids) if spec.raw_ids is not None else tuple(range(spec.num_classes))
 
 
-def generate(pipe: Pipeline, label: np.ndarray, settings: GenerateSettings, inpaint: Inpaint | None = None,
-             precision: str = "fp32") -> Result:
+def generate(pipe: Pipeline, label: np.ndarray, request: Request, inpaint: Inpaint | None = None) -> Result:
     """Images for one (H, W) label without previews (the API path)."""
     start = time.perf_counter()
-    images = pipe.generate(label[None], **settings.generate_kwargs(), **_inpaint_kwargs(inpaint),
-                           precision=precision)
+    images = pipe.generate(label[None], **_generate_kwargs(request, inpaint))
     return Result(images, time.perf_counter() - start)
 
 
-def _inpaint_kwargs(inpaint: Inpaint | None) -> dict:
-    if inpaint is None:
-        return {}
-    return {"inpaint_image": inpaint.image[None], "inpaint_mask": inpaint.mask[None]}
+def _generate_kwargs(request: Request, inpaint: Inpaint | None) -> dict:
+    """`Pipeline.generate` arguments besides the labels: only the settings that were set, the card does the rest."""
+    kw = {"num_samples": request.num_samples, "seed": request.seed, "settings": request.sampling}
+    if inpaint is not None:
+        kw.update(inpaint_image=inpaint.image[None], inpaint_mask=inpaint.mask[None])
+    return kw
 
 
-def stream_generate(pipe: Pipeline, label: np.ndarray, settings: GenerateSettings, table: ClassTable, *,
-                    inpaint: Inpaint | None = None, min_interval: float = 0.2,
-                    precision: str = "fp32") -> Iterator[Preview | Result]:
+def stream_generate(pipe: Pipeline, label: np.ndarray, request: Request, table: ClassTable, *,
+                    inpaint: Inpaint | None = None, min_interval: float = 0.2) -> Iterator[Preview | Result]:
     """Previews while `pipe` samples `label`, then the `Result`; sampler errors are re-raised here."""
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
     ids = channel_ids(pipe)
-    n = settings.num_samples
+    n = request.num_samples
 
     built = [float("-inf")]  # when the last preview was built: previews cost time, so build at most one per interval
 
@@ -109,8 +96,7 @@ def stream_generate(pipe: Pipeline, label: np.ndarray, settings: GenerateSetting
     def work() -> None:
         start = time.perf_counter()
         try:
-            images = pipe.generate(label[None], **settings.generate_kwargs(), callback=callback,
-                                   precision=precision, **_inpaint_kwargs(inpaint))
+            images = pipe.generate(label[None], **_generate_kwargs(request, inpaint), callback=callback)
             events.put(Result(images, time.perf_counter() - start))
         except BaseException as e:  # handed to the consumer, which re-raises it
             events.put(e)

@@ -1,24 +1,34 @@
-"""One generation request: validated settings, and the JSON that reproduces its images."""
+"""One demo request, what the sampling controls show, and the `settings.json` that reproduces its images.
+
+Sampling settings are `scdm.settings.SamplingSettings` (None = the model card's default), resolved per model by
+`Pipeline.resolve`. The demo adds what a request needs besides them (the label's corruption, the seed, the
+number of samples), the server's limits on raw UI/API values, and `Controls`: what the controls show for the
+loaded models' cards and which submitted values the user changed. `settings.json` (version 2) records per model
+the resolved settings (`scdm.settings.identity`) and the weights digest (`Pipeline.digest`).
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 
-from scdm.config import Sampler
+from scdm.config import ModelCard, SamplerConfig
+from scdm.settings import SamplingSettings, identity
 
 from .noise import NONE, check_corruption
 
-MAX_SAMPLES = 8  # per model and request; the CPU default is 4
+MAX_SAMPLES = 8  # per model and request; the default is 4
 MAX_STEPS = 250  # respaced sampler evaluations
 MAX_GUIDANCE = 20.0
+MAX_EXTRAPOLATION = 10.0  # the reference uses 0.8
 MAX_SEED = 2**31 - 1
-SAMPLERS = tuple(s.value for s in Sampler)
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2  # 1: sampler, steps, guidance and precision only, no weights digest
+CARD = "card"  # dropdown value "each model's card default" (shown where the two cards differ)
+CONTROLS = ("sampler", "steps", "spacing", "guidance", "eta", "extrapolation", "dynamic_threshold", "precision")
 
 
 def _number(name: str, value: Any, low: float, high: float, integer: bool) -> float | int:
@@ -40,44 +50,109 @@ def _number(name: str, value: Any, low: float, high: float, integer: bool) -> fl
     return int(value) if integer else value
 
 
+def _unset(value: Any) -> bool:
+    """None, an empty box or the CARD choice: leave the field to the card."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", CARD))
+
+
+def parse_sampling(sampler: Any = None, steps: Any = None, spacing: Any = None, guidance: Any = None,
+                   eta: Any = None, extrapolation: Any = None, dynamic_threshold: Any = None,
+                   precision: Any = None) -> SamplingSettings:
+    """Raw UI/API values -> SamplingSettings within the server's limits; None, "" and CARD mean the card's default."""
+    def choice(value: Any) -> Any:
+        return None if _unset(value) else value.strip().lower() if isinstance(value, str) else value
+
+    def number(name: str, value: Any, low: float, high: float, integer: bool = False) -> Any:
+        return None if _unset(value) else _number(name, value, low, high, integer)
+
+    return SamplingSettings(
+        sampler=choice(sampler), steps=number("steps", steps, 1, MAX_STEPS, True), spacing=choice(spacing),
+        guidance=number("guidance", guidance, 0.0, MAX_GUIDANCE), eta=number("eta", eta, 0.0, 1.0),
+        extrapolation=number("extrapolation", extrapolation, 0.0, MAX_EXTRAPOLATION),
+        dynamic_threshold=number("dynamic threshold", dynamic_threshold, 0.0, 0.999),
+        precision=choice(precision))
+
+
 @dataclass(frozen=True)
-class GenerateSettings:
-    """Everything besides the label that fixes a request's images (same label + settings -> same pixels)."""
+class Request:
+    """Everything besides the label and the models that fixes a request's images (same models -> same pixels)."""
 
     corruption: str = NONE  # a noise_sim kind applied to the label before sampling ("none": clean)
     severity: float = 0.3  # noise_sim severity in [0, 1]; 0.3 is clearly visible at 64 px without wiping the scene
-    sampler: str = "ancestral"  # reference-compatible sampler
-    steps: int = 25  # respaced evaluations; the checkpoints' reference mode
-    guidance: float = 1.5  # classifier-free guidance scale; 1 turns the null branch off
     seed: int = 0  # image k of a model gets scdm.image_seed(seed, k); the corruption uses torch seed `seed`
-    num_samples: int = 4  # images per model
+    # 4 images per model: about 2.5-3.5 s per model on 2 CPU cores with the embedded cards' defaults (README "Demo")
+    num_samples: int = 4
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)  # what was set; None = each card's default
 
     @classmethod
-    def parse(cls, corruption: Any = NONE, severity: Any = 0.3, sampler: Any = "ancestral", steps: Any = 25,
-              guidance: Any = 1.5, seed: Any = 0, num_samples: Any = 4) -> GenerateSettings:
+    def parse(cls, corruption: Any = NONE, severity: Any = 0.3, seed: Any = 0, num_samples: Any = 4,
+              sampling: SamplingSettings | None = None) -> Request:
         """Validate raw UI/API values; a ValueError names the first bad one and the allowed range."""
         kind, sev = check_corruption(corruption, _number("severity", severity, 0.0, 1.0, False))
-        if not isinstance(sampler, str) or sampler.strip().lower() not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; use one of {list(SAMPLERS)}")
-        return cls(
-            corruption=kind, severity=float(sev), sampler=sampler.strip().lower(),
-            steps=int(_number("steps", steps, 1, MAX_STEPS, True)),
-            guidance=float(_number("guidance", guidance, 0.0, MAX_GUIDANCE, False)),
-            seed=int(_number("seed", seed, 0, MAX_SEED, True)),
-            num_samples=int(_number("number of samples", num_samples, 1, MAX_SAMPLES, True)))
-
-    def generate_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of `Pipeline.generate` (besides the labels)."""
-        return {"num_samples": self.num_samples, "steps": self.steps, "sampler": self.sampler,
-                "guidance": self.guidance, "seed": self.seed}
+        return cls(corruption=kind, severity=float(sev), seed=int(_number("seed", seed, 0, MAX_SEED, True)),
+                   num_samples=int(_number("number of samples", num_samples, 1, MAX_SAMPLES, True)),
+                   sampling=sampling or SamplingSettings())
 
 
-# CPU-friendly UI defaults: 4 samples of a 64 px model in about 2.5-3.5 s per model with bf16 and previews on
-# 2 cores (README "Demo"); the official checkpoints' reference mode, ancestral with 25 steps, is the GPU default.
-# DDIM with 15 steps and the card's eta (1 for the embedded models): on 64 held-out labels it beats ancestral
-# sampling with 20 steps on mIoU, Fréchet and kernel distance for both models (README "Few-step table") at 3/4 of
-# the evaluations. Deterministic DDIM and DPM-Solver++ lose ~0.15 mIoU on these small models.
-CPU_DEFAULTS = GenerateSettings(sampler="ddim", steps=15)
+def card_defaults(card: ModelCard) -> SamplingSettings:
+    """A card's sampling defaults (`SamplerConfig`) as settings."""
+    return SamplingSettings(**{f.name: getattr(card.sampler, f.name) for f in fields(SamplerConfig)})
+
+
+def plain(value: Any) -> Any:
+    """An enum as its JSON value; anything else unchanged."""
+    return value.value if hasattr(value, "value") else value
+
+
+def _text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(plain(value))
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What the sampling controls show for the loaded models, and which submitted values are the user's changes.
+
+    A control shows the server's setting (`python -m demo --precision`) if there is one, else the value the
+    models' cards agree on; where the two cards differ it shows "each card's default" (`None` here: the CARD
+    dropdown choice or an empty box) and each model keeps its own card's value until the user sets one.
+    """
+
+    cards: dict[str, SamplingSettings]  # slot -> that model's card defaults
+    base: SamplingSettings = field(default_factory=SamplingSettings)  # the server's settings; None = card default
+
+    @classmethod
+    def of(cls, cards: dict[str, ModelCard], base: SamplingSettings | None = None) -> Controls:
+        return cls({slot: card_defaults(card) for slot, card in cards.items()}, base or SamplingSettings())
+
+    def shown(self, name: str) -> Any:
+        """The value control `name` starts at; None where the cards differ (and the server set nothing)."""
+        if getattr(self.base, name) is not None:
+            return getattr(self.base, name)
+        values = {getattr(s, name) for s in self.cards.values()}
+        return values.pop() if len(values) == 1 else None
+
+    def card_values(self, name: str) -> str:
+        """The cards' defaults for `name`: "15" or "SCDM 15 · SDM 25"."""
+        values = {slot: _text(getattr(s, name)) for slot, s in self.cards.items()}
+        if len(set(values.values())) == 1:
+            return next(iter(values.values()))
+        return " · ".join(f"{slot} {v}" for slot, v in values.items())
+
+    def changes(self, submitted: SamplingSettings) -> SamplingSettings:
+        """What the user set: submitted values that differ from what the controls showed, on top of the server's."""
+        out = {}
+        for f in fields(SamplingSettings):
+            value = getattr(submitted, f.name)
+            shown = self.shown(f.name)
+            if isinstance(value, float) and isinstance(shown, float) and math.isclose(value, shown, abs_tol=1e-9):
+                continue  # a slider's round trip through the browser
+            if f.name in CONTROLS and value is not None and value != shown:
+                out[f.name] = value
+        return replace(self.base, **out)
+
+    def given(self, submitted: SamplingSettings) -> SamplingSettings:
+        """API values: every value passed is set (on top of the server's); None leaves a field to the card."""
+        return replace(self.base, **submitted.given())
 
 
 def label_digest(label: np.ndarray) -> str:
@@ -86,15 +161,39 @@ def label_digest(label: np.ndarray) -> str:
     return hashlib.sha256(arr.tobytes() + repr(arr.shape).encode()).hexdigest()
 
 
-def settings_json(settings: GenerateSettings, *, models: dict[str, str], label: np.ndarray,
-                  label_file: str, precision: str = "fp32", edit: dict[str, Any] | None = None) -> str:
-    """The JSON written next to a result: settings, model names, the label it used and how to replay it."""
+@dataclass(frozen=True)
+class SavedModel:
+    """One model's entry in `settings.json`."""
+
+    name: str  # the card's name
+    digest: str | None  # Pipeline.digest of the weights and card; None in version-1 files
+    settings: SamplingSettings  # resolved (version 2); version 1: sampler, steps, guidance and precision only
+
+
+@dataclass(frozen=True)
+class SavedRequest:
+    """A `settings.json` read back (`read_settings`)."""
+
+    version: int
+    request: Request
+    models: dict[str, SavedModel]  # slot ("SCDM", "SDM") -> entry
+    label_file: str  # the clean label (before the corruption), an index PNG of raw ids beside the JSON
+    label_sha256: str | None
+    edit: dict[str, Any] | None  # {"example": i, ...} for semantic editing
+
+
+def settings_json(request: Request, *, models: dict[str, SavedModel], label: np.ndarray, label_file: str,
+                  edit: dict[str, Any] | None = None) -> str:
+    """The JSON written next to a result: per model its resolved settings and weights digest, what the user set,
+    the label it used and how to replay it."""
     doc = {
         "version": SETTINGS_VERSION,
-        "settings": asdict(settings),
-        "models": models,
-        "precision": precision,  # Pipeline.generate(..., precision=...)
-        "label_file": label_file,  # the clean label (before the corruption), an index PNG of raw ids
+        "request": {"corruption": request.corruption, "severity": request.severity, "seed": request.seed,
+                    "num_samples": request.num_samples},
+        "requested": {k: plain(v) for k, v in request.sampling.given().items()},  # user/server; rest: each card
+        "models": {slot: {"name": m.name, "digest": m.digest, "settings": identity(m.settings)}
+                   for slot, m in models.items()},
+        "label_file": label_file,
         "label_sha256": label_digest(label),
         "edit": edit,
         "reproduce": "demo.handlers.replay('settings.json', scdm.load_pipeline(<model>)) -> the same images",
@@ -102,11 +201,40 @@ def settings_json(settings: GenerateSettings, *, models: dict[str, str], label: 
     return json.dumps(doc, indent=1)
 
 
-def read_settings(text: str) -> GenerateSettings:
-    """Settings back from `settings_json` output (validated again)."""
+def read_settings(text: str) -> SavedRequest:
+    """A `settings_json` document back (version 2, or version 1 from older demos), validated again."""
     try:
         doc = json.loads(text)
-        raw = doc["settings"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError("not a settings file written by the demo (expected a JSON object with 'settings')") from None
-    return GenerateSettings.parse(**raw)
+        version = doc["version"]
+        if version == 1:
+            return _read_v1(doc)
+        if version != SETTINGS_VERSION:
+            raise ValueError(f"settings.json version {version!r} is not supported (this demo reads 1 and "
+                             f"{SETTINGS_VERSION}); replay it with the demo that wrote it")
+        r = doc["request"]
+        request = Request.parse(r["corruption"], r["severity"], r["seed"], r["num_samples"],
+                                SamplingSettings(**doc.get("requested", {})))
+        models = {}
+        for slot, m in doc["models"].items():
+            s = SamplingSettings(**m["settings"])
+            if s.given().keys() != {f.name for f in fields(SamplingSettings)}:
+                raise ValueError(f"settings.json: the {slot} settings are incomplete (expected every field of "
+                                 f"scdm.SamplingSettings)")
+            models[slot] = SavedModel(str(m["name"]), str(m["digest"]), s)
+        return SavedRequest(version, request, models, str(doc["label_file"]), doc.get("label_sha256"),
+                            doc.get("edit"))
+    except (KeyError, TypeError, AttributeError):
+        raise ValueError("not a settings file written by the demo (expected a JSON object with 'version', "
+                         "'request' and 'models')") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not a settings file written by the demo: invalid JSON ({e})") from None
+
+
+def _read_v1(doc: dict[str, Any]) -> SavedRequest:
+    """Version 1: settings {corruption, severity, sampler, steps, guidance, seed, num_samples}, one precision."""
+    raw = doc["settings"]
+    precision = "bf16" if doc.get("precision") == "bf16" else "fp32"
+    sampling = parse_sampling(raw["sampler"], raw["steps"], guidance=raw["guidance"], precision=precision)
+    request = Request.parse(raw["corruption"], raw["severity"], raw["seed"], raw["num_samples"], sampling)
+    models = {slot: SavedModel(str(name), None, sampling) for slot, name in doc["models"].items()}
+    return SavedRequest(1, request, models, str(doc["label_file"]), doc.get("label_sha256"), doc.get("edit"))

@@ -69,6 +69,20 @@ def test_generate_endpoint(client: Client, label_png: str) -> None:
     assert "**SCDM** (`tiny-scdm`): 2 images in" in info and "**SDM** (`tiny-sdm`)" in info
 
 
+def test_empty_sampling_values_are_the_cards_defaults(client: Client, label_png: str) -> None:
+    """Sampler "" and steps/guidance None leave them to each card; the trailing settings are optional."""
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate"]["parameters"]
+    assert [p["parameter_name"] for p in api][-5:] == ["spacing", "eta", "extrapolation", "dynamic_threshold",
+                                                       "precision"]
+    scdm, sdm, info = client.predict(handle_file(label_png), "none", 0.0, "", None, None, 0, 1, api_name="/generate")
+    assert len(scdm) == len(sdm) == 1 and "ddim, 15 steps (sections spacing), guidance 1.5, eta 1" in info
+    assert "all from each model's card" in info
+    scdm, sdm, info = client.predict(handle_file(label_png), "none", 0.0, "ddim", 2, 1.5, 0, 1, "ddim", 0.0, None,
+                                     None, "fp32", api_name="/generate")
+    assert "ddim, 2 steps (ddim spacing), guidance 1.5, eta 0" in info and "fp32" in info
+    assert "set: sampler ddim, steps 2, spacing ddim, guidance 1.5, eta 0.0, precision fp32" in info
+
+
 @pytest.mark.parametrize("args, match", [
     (("nonsense", 0.0, "ancestral", 2, 1.5, 0, 1), "unknown corruption 'nonsense'"),
     (("edge", 7.0, "ancestral", 2, 1.5, 0, 1), r"severity must be in \[0, 1\]"),
@@ -77,6 +91,10 @@ def test_generate_endpoint(client: Client, label_png: str) -> None:
     (("none", 0.0, "ddim", 0, 1.5, 0, 1), r"steps must be in \[1, 250\]"),
     (("none", 0.0, "ddim", 2, -3, 0, 1), "guidance must be in"),
     (("none", 0.0, "ddim", 2, 1.5, 0, 99), "number of samples must be in"),
+    (("none", 0.0, "ddim", 2, 1.5, 0, 1, "uniform"), "unknown spacing 'uniform'"),
+    (("none", 0.0, "ddim", 2, 1.5, 0, 1, "", 3.0), r"eta must be in \[0, 1\]"),
+    (("none", 0.0, "ddim", 2, 1.5, 0, 1, "", None, None, None, "fp16"), "precision 'fp16' needs a GPU"),
+    (("none", 0.0, "ddim", 2000, 1.5, 0, 1), r"steps must be in \[1, 250\]"),
 ])
 def test_nonsense_settings_are_gr_errors(client: Client, label_png: str, args: tuple, match: str) -> None:
     with pytest.raises(Exception, match=match):

@@ -9,7 +9,8 @@ from demo.__main__ import main, parse_args
 def test_defaults_are_the_bundled_models_without_share() -> None:
     args = parse_args([])
     assert args.checkpoint is None and args.scdm is None and args.sdm is None
-    assert not args.share and args.host == "127.0.0.1" and args.precision == "auto"
+    assert not args.share and args.host == "127.0.0.1" and args.precision is None  # None: each card's precision
+    assert parse_args(["--precision", "auto-fp16"]).precision == "auto-fp16"
 
 
 @pytest.mark.parametrize("argv", [["--checkpoint", "a", "--scdm", "b"], ["--tiny", "d", "--sdm", "b"]])

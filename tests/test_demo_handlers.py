@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import replace
@@ -17,9 +18,12 @@ from demo.editing import example_scene, repaint_mask
 from demo.handlers import Handlers, Models, replay
 from demo.labelmap import index_png
 from demo.runner import Preview, Result, stream_generate
-from demo.settings import GenerateSettings, label_digest
+from demo.settings import CARD, Request, label_digest
 from demo.tiny import make_tiny_checkpoints
+from scdm.checkpoint import save_checkpoint
+from scdm.config import Precision, Sampler, SamplerConfig, Spacing
 from scdm.pipeline import Pipeline, load_pipeline
+from scdm.settings import SamplingSettings, identity
 
 SIZE = 64
 
@@ -86,10 +90,125 @@ def test_settings_json_reproduces_the_images(handlers: Handlers, pipes) -> None:
                                        11, 1))
     files = {Path(f).name: Path(f) for f in out["files"]}
     doc = json.loads(files["settings.json"].read_text())
-    assert doc["label_sha256"] == label_digest(label) and doc["precision"] == "fp32"
-    for pipe, name in zip(pipes, ("scdm_0.png", "sdm_0.png")):
+    assert doc["label_sha256"] == label_digest(label) and doc["version"] == 2
+    assert doc["requested"] == {"sampler": "ancestral", "steps": 2}  # guidance 1.5 is the card's: not set
+    for pipe, slot in zip(pipes, ("SCDM", "SDM")):
+        resolved = pipe.resolve(SamplingSettings(sampler="ancestral", steps=2))
+        assert doc["models"][slot] == {"name": pipe.card.name, "digest": pipe.digest, "settings": identity(resolved)}
+        assert set(identity(resolved)) >= {"precision", "extrapolation", "dynamic_threshold", "spacing"}
         again = replay(files["settings.json"], pipe)
-        assert np.array_equal(again[0], np.asarray(Image.open(files[name]))), name
+        assert np.array_equal(again[0], np.asarray(Image.open(files[f"{slot.lower()}_0.png"]))), slot
+
+
+def with_card(pipe: Pipeline, path: Path, **sampler) -> Pipeline:
+    """`pipe`'s weights re-saved under a card with other sampling defaults, loaded back."""
+    card = replace(pipe.card, sampler=replace(SamplerConfig(), **sampler))
+    return load_pipeline(save_checkpoint(path, pipe.model.state_dict(), card), device="cpu")
+
+
+def controls(app) -> dict:
+    """elem_id -> component of the settings controls."""
+    ids = {"sampler", "steps", "guidance", "spacing", "eta", "extrapolation", "dynamic-threshold", "precision"}
+    return {b.elem_id: b for b in app.blocks.values() if getattr(b, "elem_id", None) in ids}
+
+
+def test_controls_show_the_card_defaults(pipes, tmp_path) -> None:
+    from demo.app import build_app
+
+    pipe = with_card(pipes[0], tmp_path / "other", sampler=Sampler.DPMPP_2M, steps=7, guidance=2.5,
+                     spacing=Spacing.SECTIONS, dynamic_threshold=0.9, precision=Precision.FP32)
+    app = build_app(pipe, None)
+    try:
+        values = {k: c.value for k, c in controls(app).items()}
+        assert values == {"sampler": "dpmpp_2m", "steps": 7, "guidance": 2.5, "spacing": "sections", "eta": 0.0,
+                          "extrapolation": 0.8, "dynamic-threshold": 0.9, "precision": "fp32"}
+    finally:
+        app.close()
+        app.handlers.store.cleanup()
+
+
+def test_only_changed_settings_reach_generate_and_each_model_keeps_its_card(pipes, tmp_path, monkeypatch) -> None:
+    """Two cards that differ: untouched controls send None, so each model runs its own card's defaults."""
+    from demo.app import build_app
+
+    scdm = with_card(pipes[0], tmp_path / "scdm", sampler=Sampler.DDIM, steps=2, eta=1.0, precision=Precision.FP32)
+    sdm = with_card(pipes[1], tmp_path / "sdm", sampler=Sampler.DPMPP_2M, steps=3, precision=Precision.FP32)
+    app = build_app(scdm, sdm, min_preview_interval=0.0)
+    h = app.handlers
+    calls = []
+    real = Pipeline.generate
+
+    def spy(self, labels, **kw):
+        calls.append((self.card.name, kw))
+        return real(self, labels, **kw)
+
+    monkeypatch.setattr(Pipeline, "generate", spy)
+    try:
+        c = controls(app)
+        assert c["sampler"].value == CARD and "card: SCDM ddim · SDM dpmpp_2m" in c["sampler"].label
+        assert c["steps"].value == "" and c["steps"].placeholder == "SCDM 2 · SDM 3"  # empty: each card's value
+        assert c["guidance"].value == 1.5 and c["precision"].value == "fp32"  # the cards agree
+        ui = {k: v.value for k, v in c.items()}
+        value = canvas_value(example_scene(0, SIZE).label, h.table, SIZE)
+        out = run(h.generate_stream(value, "none", 0.0, ui["sampler"], ui["steps"], 2.0, 0, 1, ui["spacing"],
+                                    ui["eta"], ui["extrapolation"], ui["dynamic-threshold"], ui["precision"]))
+        assert [name for name, _ in calls] == ["tiny-scdm", "tiny-sdm"]
+        for _, kw in calls:
+            assert kw["settings"] == SamplingSettings(guidance=2.0)  # only the changed guidance
+            assert not {"sampler", "steps", "guidance", "precision", "eta", "spacing"} & set(kw)
+        doc = json.loads(Path(next(f for f in out["files"] if f.endswith("settings.json"))).read_text())
+        ran = {slot: doc["models"][slot]["settings"] for slot in ("SCDM", "SDM")}
+        assert (ran["SCDM"]["sampler"], ran["SCDM"]["steps"], ran["SCDM"]["eta"]) == ("ddim", 2, 1.0)
+        assert (ran["SDM"]["sampler"], ran["SDM"]["steps"]) == ("dpmpp_2m", 3)
+        assert ran["SCDM"]["guidance"] == ran["SDM"]["guidance"] == 2.0 and doc["requested"] == {"guidance": 2.0}
+        assert "ddim, 2 steps" in out["info"] and "dpmpp_2m, 3 steps" in out["info"]
+    finally:
+        app.close()
+        h.store.cleanup()
+
+
+def test_replay_names_other_weights(handlers: Handlers, pipes, tmp_path) -> None:
+    value = canvas_value(example_scene(2, SIZE).label, handlers.table, SIZE)
+    out = run(handlers.generate_stream(value, "none", 0.0, "ddim", 2, 1.5, 3, 1))
+    path = Path(next(f for f in out["files"] if f.endswith("settings.json")))
+    other = load_pipeline(make_tiny_checkpoints(tmp_path, seed=1)[0], device="cpu")  # same card, other weights
+    assert other.digest != pipes[0].digest
+    line = (f"SCDM: settings.json was made by `tiny-scdm` with weights digest {pipes[0].digest}, the loaded "
+            f"`tiny-scdm` has {other.digest}")
+    with pytest.raises(ValueError, match=re.escape(line) + "; pass allow_other_weights=True"):
+        replay(path, other)
+    with pytest.warns(UserWarning, match=re.escape(line)):
+        images = replay(path, other, allow_other_weights=True)
+    assert images.shape == (1, SIZE, SIZE, 3)
+    with pytest.raises(ValueError, match="has no SDM result"):
+        replay(_only(path, "SCDM"), pipes[1])
+
+
+def _only(path: Path, slot: str) -> Path:
+    doc = json.loads(path.read_text())
+    doc["models"] = {slot: doc["models"][slot]}
+    out = path.with_name("one.json")
+    out.write_text(json.dumps(doc))
+    return out
+
+
+def test_version_1_settings_files_still_replay(handlers: Handlers, pipes) -> None:
+    """A file from an older demo (sampler, steps, guidance, one precision; no digest) replays with a notice."""
+    label = example_scene(4, SIZE).label
+    out = run(handlers.generate_stream(canvas_value(label, handlers.table, SIZE), "edge", 0.3, "ddim", 2, 1.5, 7, 1,
+                                       precision="fp32"))
+    files = {Path(f).name: Path(f) for f in out["files"]}
+    old = {"version": 1, "settings": {"corruption": "edge", "severity": 0.3, "sampler": "ddim", "steps": 2,
+                                      "guidance": 1.5, "seed": 7, "num_samples": 1},
+           "models": {"SCDM": "tiny-scdm", "SDM": "tiny-sdm"}, "precision": "fp32", "label_file": "label.png",
+           "label_sha256": label_digest(label), "edit": None,
+           "reproduce": "demo.handlers.replay('settings.json', scdm.load_pipeline(<model>)) -> the same images"}
+    path = files["settings.json"].with_name("settings_v1.json")
+    path.write_text(json.dumps(old))
+    for pipe, slot in zip(pipes, ("scdm", "sdm")):
+        with pytest.warns(UserWarning, match="version-1 settings file without the weights digest"):
+            again = replay(path, pipe)
+        assert np.array_equal(again[0], np.asarray(Image.open(files[f"{slot}_0.png"]))), slot
 
 
 def test_edit_settings_json_reproduces_the_edit(handlers: Handlers, pipes) -> None:
@@ -167,8 +286,9 @@ def test_sdm_only_demo(pipes) -> None:
 
 def test_closing_the_stream_stops_the_sampler(handlers: Handlers) -> None:
     pipe = handlers.models.scdm
-    stream = stream_generate(pipe, example_scene(0, SIZE).label, GenerateSettings(steps=200, num_samples=1),
-                             handlers.table, min_interval=0.0)
+    stream = stream_generate(pipe, example_scene(0, SIZE).label,
+                             Request(num_samples=1, sampling=SamplingSettings(steps=200)), handlers.table,
+                             min_interval=0.0)
     first = next(stream)
     assert isinstance(first, Preview) and first.x0.shape == (1, SIZE, SIZE, 3)
     start = time.perf_counter()
@@ -180,7 +300,8 @@ def test_closing_the_stream_stops_the_sampler(handlers: Handlers) -> None:
 def test_stream_reraises_sampler_errors(handlers: Handlers) -> None:
     bad = np.full((SIZE, SIZE), 99)  # not a class: the pipeline refuses it inside the worker
     with pytest.raises(ValueError, match="not classes of this model"):
-        list(stream_generate(handlers.models.scdm, bad, GenerateSettings(steps=2, num_samples=1), handlers.table))
+        list(stream_generate(handlers.models.scdm, bad, Request(num_samples=1, sampling=SamplingSettings(steps=2)),
+                             handlers.table))
     assert isinstance(Result(np.zeros((1, 2, 2, 3), np.uint8), 0.0), Result)
 
 
