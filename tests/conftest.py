@@ -8,12 +8,8 @@ torch.set_num_threads(int(os.environ.get("SCDM_TEST_THREADS", "2")))
 
 
 def pytest_addoption(parser):
+    """--runslow; the markers (slow, e2e) are registered in pyproject.toml."""
     parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes minutes; run with --runslow")
-    config.addinivalue_line("markers", "e2e: end-to-end browser test")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -157,3 +157,18 @@ def test_cache_roundtrip_and_corruption(tmp_path) -> None:
 def test_cache_dir_from_env(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SCDM_CACHE", str(tmp_path))
     assert cache_path("train", 2).parent == tmp_path
+
+
+def test_cli_preview_writes_a_grid_and_bad_input_is_one_line(tmp_path, capsys):
+    from scdm.world.__main__ import main
+
+    out = tmp_path / "p.png"
+    assert main(["preview", "--n", "2", "--size", "32", "--out", str(out)]) == 0
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert im.size[0] > 32 and im.mode == "RGB"
+    assert main(["preview", "--size", "7", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "WorldConfig.size" in err[0]
+    assert main(["stats", "--n", "0"]) == 2

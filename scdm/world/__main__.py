@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -33,8 +34,8 @@ def preview_grid(data: dict[str, np.ndarray], zoom: int = 3, gap: int = 2) -> np
     return grid
 
 
-def main() -> None:
-    """Parse the command line and run preview or stats."""
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run preview or stats; a user error is one line on stderr and exit code 2."""
     parser = argparse.ArgumentParser(prog="python -m scdm.world", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     pv = sub.add_parser("preview", help="write a PNG grid of images, labels and instances")
@@ -49,13 +50,23 @@ def main() -> None:
     st.add_argument("--size", type=int, default=64)
     st.add_argument("--split", choices=["train", "test"], default="train")
     st.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
     config = WorldConfig(size=args.size, seed=args.seed)
     if args.cmd == "preview":
         data = make_split(args.split, args.n, config, start=args.start)
         Image.fromarray(preview_grid(data)).save(args.out, optimize=True)
         print(f"wrote {args.out}")
-        return
+        return 0
     t0, c0 = time.perf_counter(), time.process_time()
     labels = make_split(args.split, args.n, config)["labels"]
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -68,7 +79,8 @@ def main() -> None:
         present = counts[:, c.id] > 0
         cond = area[present, c.id].mean() if present.any() else 0.0
         print(f"{c.name:<10}{c.id:>4}{present.mean():>10.3f}{area[:, c.id].mean():>11.4f}{cond:>14.4f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
