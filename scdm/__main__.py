@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 from dataclasses import replace
@@ -12,6 +13,7 @@ def _train(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from .distributed import setup
     from .presets import get_preset
     from .train import TrainData, train
     from .world import WorldConfig, load_or_make_split
@@ -32,42 +34,48 @@ def _train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, precision=Precision(args.precision))
     out = Path(args.out or Path("runs") / args.preset)
     n = args.train_images or preset.train_images
-    print(f"making/loading {n} training scenes of the embedded world ...", file=sys.stderr)
-    split = load_or_make_split("train", n, WorldConfig(size=preset.card.unet.image_size))
-    data = TrainData(labels=split["labels"], images=split["images"], instances=split["instances"])
-    bar = tqdm(total=cfg.steps, desc=args.preset, dynamic_ncols=True)
+    with setup(args.device) as job:  # ValueError for a bad device or LOCAL_RANK, before the data are made
+        if job.is_main:
+            print(f"making/loading {n} training scenes of the embedded world ...", file=sys.stderr)
+        scenes = WorldConfig(size=preset.card.unet.image_size)
+        split = job.main_only(load_or_make_split, "train", n, scenes)  # one rank makes the cache, the others read it
+        if split is None:
+            split = load_or_make_split("train", n, scenes)
+        data = TrainData(labels=split["labels"], images=split["images"], instances=split["instances"])
+        bar = tqdm(total=cfg.steps, desc=args.preset, dynamic_ncols=True, disable=not job.is_main)
 
-    def on_log(rec: dict) -> None:
-        bar.n = rec["step"]
-        bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.1f}")
-        bar.refresh()
-        if args.log:
-            with open(args.log, "a") as f:
-                f.write(f"{rec['step']}\t{rec['loss']:.5f}\t{rec['images_per_s']:.2f}\t{rec['elapsed']:.0f}\n")
+        def on_log(rec: dict) -> None:  # train calls it on rank 0 only
+            bar.n = rec["step"]
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.1f}")
+            bar.refresh()
+            if args.log:
+                with open(args.log, "a") as f:
+                    f.write(f"{rec['step']}\t{rec['loss']:.5f}\t{rec['images_per_s']:.2f}\t{rec['elapsed']:.0f}\n")
 
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    try:
-        init = args.init_from
-        if init == "bundled":
-            from .pipeline import BUNDLED_DIR
-            init = BUNDLED_DIR / args.preset
-        train(preset.card, cfg, data, out, device=args.device, init_from=init, on_log=on_log)
-    finally:
-        bar.close()
-        if distributed:
-            torch.distributed.destroy_process_group()
-    if args.install:
-        from .pipeline import BUNDLED_DIR
-        from .checkpoint import read_card, read_weights, save_checkpoint
-
-        dest = BUNDLED_DIR / args.preset
-        card = read_card(out)  # the run's card, with the preset's current generation defaults
-        save_checkpoint(dest, read_weights(out), replace(card, sampler=preset.card.sampler))
-        print(f"installed {dest}")
-    print(f"checkpoint: {out}")
+        try:
+            init = args.init_from
+            if init == "bundled":
+                from .pipeline import BUNDLED_DIR
+                init = BUNDLED_DIR / args.preset
+            train(preset.card, cfg, data, out, device=job.device, init_from=init, on_log=on_log)
+        finally:
+            bar.close()
+        if args.install:
+            job.main_only(_install, out, args.preset, preset.card.sampler)
+    if job.is_main:
+        print(f"checkpoint: {out}")
     return 0
+
+
+def _install(out: Path, preset: str, sampler) -> None:
+    """Copy run `out`'s EMA checkpoint into scdm/weights/PRESET with the preset's current generation defaults."""
+    from .checkpoint import read_card, read_weights, save_checkpoint
+    from .pipeline import BUNDLED_DIR
+
+    dest = BUNDLED_DIR / preset
+    card = read_card(out)  # the run's card, with the preset's current generation defaults
+    save_checkpoint(dest, read_weights(out), replace(card, sampler=sampler))
+    print(f"installed {dest}")
 
 
 def _read_label_png(path: Path):
@@ -80,41 +88,54 @@ def _read_label_png(path: Path):
         return np.asarray(im).astype(np.int64)
 
 
+def _file_index(stem: str, j: int) -> int:
+    """Image index of sample `j` of label file `stem` for `image_seed`: the first 8 bytes of sha256(stem) plus j.
+
+    Seeds follow the file's name, not its position in the folder or the rank that samples it, so adding files or
+    changing the number of processes leaves every other file's images unchanged.
+    """
+    return int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "big") + j
+
+
 def _sample(args: argparse.Namespace) -> int:
     from PIL import Image
     from tqdm import tqdm
 
+    from .distributed import setup
     from .pipeline import image_seed, load_pipeline
 
-    pipe = load_pipeline(args.checkpoint, device=args.device)
     files = sorted(p for p in Path(args.labels).glob("*.png"))
     if not files:
         raise ValueError(f"no .png label maps in {args.labels}")
     out = Path(args.out)
     if out.resolve() == Path(args.labels).resolve():
         raise ValueError("--out must differ from --labels")
-    out.mkdir(parents=True, exist_ok=True)
-    failed = []
-    for n, path in enumerate(tqdm(files, desc="sampling")):
-        targets = [out / f"{path.stem}_{j}.png" for j in range(args.num_samples)]
-        if all(t.exists() for t in targets):
-            continue
-        try:
-            label = _read_label_png(path)
-        except (OSError, ValueError) as e:
-            failed.append(f"{path.name}: {e}")
-            continue
-        seeds = [image_seed(args.seed, n * args.num_samples + j) for j in range(args.num_samples)]
-        imgs = pipe.generate(label[None], num_samples=args.num_samples, steps=args.steps, sampler=args.sampler,
-                             guidance=args.guidance, seed=seeds, label_diffusion=not args.sdm_mode,
-                             precision=args.precision, eta=args.eta)
-        for img, target in zip(imgs, targets):
-            tmp = target.with_name(f".{target.name}.tmp.png")
-            Image.fromarray(img).save(tmp)
-            os.replace(tmp, target)
-    for line in failed:
-        print(f"skipped {line}", file=sys.stderr)
-    print(f"wrote samples to {out}")
+    with setup(args.device) as job:  # under torchrun each rank samples files[rank::world]
+        pipe = load_pipeline(args.checkpoint, device=job.device)
+        out.mkdir(parents=True, exist_ok=True)
+        failed = []
+        for path in tqdm(files[job.rank::job.world_size], desc="sampling", disable=not job.is_main):
+            targets = [out / f"{path.stem}_{j}.png" for j in range(args.num_samples)]
+            if all(t.exists() for t in targets):
+                continue
+            try:
+                label = _read_label_png(path)
+            except (OSError, ValueError) as e:
+                failed.append(f"{path.name}: {e}")
+                continue
+            seeds = [image_seed(args.seed, _file_index(path.stem, j)) for j in range(args.num_samples)]
+            imgs = pipe.generate(label[None], num_samples=args.num_samples, steps=args.steps, sampler=args.sampler,
+                                 guidance=args.guidance, seed=seeds, label_diffusion=not args.sdm_mode,
+                                 precision=args.precision, eta=args.eta)
+            for img, target in zip(imgs, targets):
+                tmp = target.with_name(f".{target.name}.tmp.png")
+                Image.fromarray(img).save(tmp)
+                os.replace(tmp, target)
+        failed = sorted(line for lines in job.all_gather(failed) for line in lines)  # also waits for every rank
+    if job.is_main:
+        for line in failed:
+            print(f"skipped {line}", file=sys.stderr)
+        print(f"wrote samples to {out}")
     return 1 if failed else 0
 
 

@@ -1,8 +1,11 @@
 """Training: hybrid loss, condition dropout, Label Diffusion, AdamW + EMA, resume, DDP through torchrun (SPEC §3-4).
 
-`train(card, config)` runs on one process or on every rank of a `torchrun` job (gloo on CPU, NCCL on GPU); rank 0
-writes. The output directory holds the pipeline checkpoint (`config.json` + EMA `model.safetensors`), refreshed
-at every save, and `train_state.pt` (weights, EMA, optimizer, step) for resuming; both are written atomically.
+`train(card, config)` runs on one process or on every rank of a `torchrun` job whose process group
+`scdm.distributed.setup` opened (gloo on CPU, NCCL on GPU); rank 0 writes. Step `s` draws its images, flips,
+timesteps, noise and label-diffusion masks for the whole global batch from (seed, s), so the result does not depend
+on the number of ranks or accumulation steps (up to float summation order). The output directory holds the
+pipeline checkpoint (`config.json` + EMA `model.safetensors`), refreshed at every save, and `train_state.pt`
+(weights, EMA, optimizer, step) for resuming; both are written atomically.
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from . import distributed
 from .checkpoint import atomic_write_bytes, save_checkpoint
 from .config import LabelDiffusionConfig, LabelSchedule, ModelCard, Precision
 from .gaussian import Diffusion, hybrid_loss
@@ -71,12 +74,6 @@ def classwise_kappa(card: ModelCard, data: TrainData, chunk: int = 1024) -> tupl
     return tuple(float(v) for v in kappa)
 
 
-def _dist_info() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def _save_state(path: Path, state: dict) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -108,8 +105,8 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
     fresh optimizer: how a run continues on a machine that lost its training state.
     """
     out_dir = Path(out_dir)
-    rank, world = _dist_info()
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    job = distributed.current(device)  # ValueError for "cuda" without CUDA or a LOCAL_RANK beyond the GPUs
+    rank, world, device = job.rank, job.world_size, job.device
     if config.batch_size % (world * config.grad_accum):
         raise ValueError(f"batch_size {config.batch_size} must be divisible by ranks x grad_accum = {world * config.grad_accum}")
     autocast = autocast_dtype(config.precision, device)  # ValueError for fp16 on a CPU
@@ -143,18 +140,26 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
         ema.load_state_dict(weights)
         info = read_card(init_from).info
         step, seen = int(info.get("train_steps", 0)), int(info.get("train_images", 0))
-    net = DistributedDataParallel(model) if world > 1 else model
+    net = DistributedDataParallel(model, device_ids=job.device_ids) if world > 1 else model
     scaler = torch.amp.GradScaler("cuda", enabled=autocast == torch.float16)
 
     micro = config.batch_size // (world * config.grad_accum)
-    n = len(data.labels)
+    n, (h, w) = len(data.labels), data.labels.shape[1:3]
     t_start, seen_start, log_t = time.perf_counter(), seen, time.perf_counter()
     while step < config.steps:
-        # Everything random in step `step` follows from (seed, step), so a resumed run continues identically.
+        # Everything random in step `step` follows from (seed, step), so a resumed run continues identically, and
+        # every rank draws it for the whole global batch and takes its slice: sample k of the batch gets the same
+        # image, t, noise and label mask on any number of ranks and accumulation steps.
         rng = np.random.default_rng([config.seed, step])
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)) + rank)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         order = rng.integers(0, n, size=config.batch_size)
         flips = rng.random(config.batch_size) < 0.5 if config.hflip else np.zeros(config.batch_size, bool)
+        # In this order (t, label-diffusion draws, dropout, noise) a single process draws exactly what the
+        # per-micro-batch loop of earlier releases drew, so the bundled models' training commands still reproduce.
+        t_all = torch.randint(0, diffusion.num_steps, (config.batch_size,), generator=gen)
+        u_all = torch.rand((config.batch_size, h, w), generator=gen)  # label diffusion's keep draws
+        drop_all = torch.rand(config.batch_size, generator=gen) < config.cond_drop
+        noise_all = torch.randn((config.batch_size, 3, h, w), generator=gen)
         lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else config.lr
         for g in opt.param_groups:
             g["lr"] = lr
@@ -164,11 +169,11 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
             lo = (rank * config.grad_accum + a) * micro
             idx = order[lo:lo + micro]
             x0, y0 = _batch(data, idx, card, flips[lo:lo + micro], device)
-            t = torch.randint(0, diffusion.num_steps, (micro,), generator=gen).to(device)
-            y_t = label_diffusion.q_sample(y0, t, generator=gen)
-            drop = (torch.rand(micro, generator=gen) < config.cond_drop).to(device)
+            t = t_all[lo:lo + micro].to(device)
+            y_t = label_diffusion.q_sample(y0, t, uniform=u_all[lo:lo + micro])
+            drop = drop_all[lo:lo + micro].to(device)
             y_t = y_t * (~drop).float()[:, None, None, None]
-            noise = torch.randn(x0.shape, generator=gen).to(device)
+            noise = noise_all[lo:lo + micro].to(device)
             x_t = diffusion.q_sample(x0, t, noise)
             with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                 out = net(x_t, t.float(), y_t)
@@ -195,12 +200,14 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
                     "images_per_s": (seen - seen_start) / max(now - t_start, 1e-9), "elapsed": now - log_t})
             losses = []
         if step % config.save_every == 0 or step == config.steps:
-            if rank == 0:
-                info = dict(card.info, train_steps=step, train_images=seen, precision=config.precision.value)
-                save_checkpoint(out_dir, ema.state_dict(), replace(card, info=info))
-                _save_state(state_path, {"model": model.state_dict(), "ema": ema.state_dict(),
-                                         "opt": opt.state_dict(), "step": step, "seen": seen})
-            if world > 1:
-                dist.barrier()
+            info = dict(card.info, train_steps=step, train_images=seen, precision=config.precision.value)
+            job.main_only(_save, out_dir, replace(card, info=info), {
+                "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step, "seen": seen})
     return out_dir
+
+
+def _save(out_dir: Path, card: ModelCard, state: dict) -> None:
+    """The pipeline checkpoint (EMA weights) and the resumable training state."""
+    save_checkpoint(out_dir, state["ema"], card)
+    _save_state(out_dir / STATE_NAME, state)
 
