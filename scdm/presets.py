@@ -4,9 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .config import (LabelDiffusionConfig, LabelSchedule, LabelSpec, ModelCard, Precision, Sampler, SamplerConfig,
-                     Spacing, UNetConfig)
+                     Spacing, TrainConfig, UNetConfig)
 from .datasets import ade20k_labels, celebamask_hq_labels, coco_stuff_labels
-from .train import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
 from .checkpoint import atomic_write_bytes, save_checkpoint
-from .config import LabelDiffusionConfig, LabelSchedule, ModelCard, Precision
+from .config import LabelDiffusionConfig, LabelSchedule, ModelCard, Precision, TrainConfig  # noqa: F401 (re-export)
 from .gaussian import Diffusion, hybrid_loss
 from .label_diffusion import LabelDiffusion, estimate_kappa, label_statistics
 from .labels import encode, raw_to_index
@@ -29,27 +29,6 @@ from .precision import autocast_dtype
 from .unet import UNet
 
 STATE_NAME = "train_state.pt"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (SPEC §3: AdamW, lr 1e-4, EMA 0.9999, batch 40, condition dropout 0.2)."""
-
-    steps: int = 10_000  # optimizer steps in total (a resumed run continues up to this)
-    batch_size: int = 16  # global batch per optimizer step, split over ranks and accumulation steps
-    grad_accum: int = 1  # micro-batches per optimizer step on each rank
-    lr: float = 1e-4  # AdamW learning rate (2e-5 for fine-tuning)
-    weight_decay: float = 0.0  # the reference uses none
-    warmup_steps: int = 0  # linear lr warm-up
-    ema_decay: float = 0.9999  # EMA of the weights; small runs want less (0.999)
-    ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) so short runs' EMA is not stale
-    cond_drop: float = 0.2  # fraction of samples whose whole condition is zeroed (classifier-free guidance)
-    hflip: bool = True  # random horizontal flips of image and label
-    precision: Precision = Precision.FP32
-    seed: int = 0  # batches, timesteps, noise and label diffusion all follow from it
-    save_every: int = 500  # steps between checkpoints
-    log_every: int = 50  # steps between progress reports
-    grad_clip: float = 0.0  # max grad norm; 0 disables (the reference does not clip)
 
 
 @dataclass
