@@ -3,7 +3,8 @@
     python -m benchmarks.noise_speed                      # 64 maps, all kinds, torch threads = CPU count
     python -m benchmarks.noise_speed --write-examples DIR # only save 4 example scenes as PNG label maps
 
-Budgets (issue): <= 2 ms/map for ds, edge, random; <= 20 ms/map for each human-error kind.
+Budgets (issue): <= 2 ms/map for ds, edge, random; <= 20 ms/map for every other kind (the human errors and
+partial, blobs, warp, colour). Kinds with a ``dataset`` option run with "embedded" (the scenes' classes).
 Maps are landscape-like scenes in the embedded world's ADE20K ids (sky, mountain, ground patches,
 trees, buildings, rocks, flowers; ~10 classes each), drawn with a seeded generator.
 """

@@ -60,10 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="natural parameter or option of the kind, repeatable")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--instances", type=Path, help="folder of instance maps with the same relative paths")
-    p.add_argument("--dataset", help="confusion table for kinds that use one (ade20k, embedded)")
+    p.add_argument("--dataset", help="for kinds that take one: confusion table (ade20k, embedded), colour palette")
     p.add_argument("--unlabeled", type=int, default=0, help="id written for removed labels (ADE20K: 0)")
     p.add_argument("--preview", type=Path, help="write a PNG grid: first map, clean vs every kind")
     p.add_argument("--preview-severities", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    p.add_argument("--preview-kinds", nargs="+", choices=KINDS, default=list(KINDS), metavar="KIND",
+                   help="rows of the preview grid (default: every kind)")
     p.add_argument("--list", action="store_true", help="list the kinds and exit")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: maps are small, and extra threads only contend)")
@@ -155,7 +157,7 @@ def write_preview(args: argparse.Namespace) -> None:
         except (OSError, ValueError, SyntaxError) as err:
             print(f"noise_sim: skipped {path}: {err}", file=sys.stderr)
             continue
-        grid = preview_grid(torch.from_numpy(source.ids), severities=args.preview_severities,
+        grid = preview_grid(torch.from_numpy(source.ids), kinds=args.preview_kinds, severities=args.preview_severities,
                             generator=torch.Generator().manual_seed(args.seed), instances=inst,
                             unlabeled=args.unlabeled, dataset=args.dataset)
         args.preview.parent.mkdir(parents=True, exist_ok=True)

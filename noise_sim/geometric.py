@@ -1,4 +1,10 @@
-"""Boundary-shape errors: a shaky hand (smooth warp) and coarse polygon annotation (vertex grid)."""
+"""Boundary-shape errors: a shaky hand (local wobble), a global elastic warp, coarse polygons (vertex grid).
+
+``shaky`` and ``warp`` both resample the map along a smooth random displacement field d (nearest):
+out(p) = in(round(p + d(p))). ``shaky`` varies d every ``wavelength`` px (32), so each stretch of a boundary
+wobbles on its own; ``warp`` varies it over the whole map (``cells`` control cells per side, 2), so whole
+objects shift, stretch and bend together, and caps its length |d| at ``amplitude``.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,25 @@ def shaky(labels: Tensor, *, amplitude: float, wavelength: float, gens: Sequence
     b, h, w = labels.shape
     field = rng.smooth_gaussian(gens, 2, h, w, wavelength)  # (B, 2, H, W) ~N(0, 1), on the CPU
     shift = field.mul_(amplitude / 2).clamp_(-amplitude, amplitude)  # std amplitude/2, capped at amplitude
+    return _displace(labels, shift)
+
+
+def warp(labels: Tensor, *, amplitude: float, cells: int, gens: Sequence[torch.Generator],
+         instances: Tensor | None, unlabeled: int) -> Tensor:
+    """Global elastic warp: a smooth field over ``cells`` control cells per side, |d| <= ``amplitude`` (nearest)."""
+    amplitude = check_float("amplitude", amplitude, 0.0)
+    cells = check_int("cells", cells, 1)
+    b, h, w = labels.shape
+    field = rng.smooth_gaussian(gens, 2, h, w, max(h, w) / cells)  # (B, 2, H, W) ~N(0, 1), on the CPU
+    shift = field.mul_(amplitude / 2)  # std amplitude/2 per axis ...
+    length = torch.hypot(shift[:, 0], shift[:, 1]).clamp_(min=1e-12)  # (B, H, W)
+    shift *= (amplitude / length).clamp_(max=1.0).unsqueeze(1)  # ... length capped at amplitude
+    return _displace(labels, shift)
+
+
+def _displace(labels: Tensor, shift: Tensor) -> Tensor:
+    """out(p) = labels(round(p + shift(p))), clamped to the map: (B, H, W) and (B, 2, H, W) float (y, x) shifts."""
+    _, h, w = labels.shape
     ys = (torch.arange(h).view(1, h, 1) + shift[:, 0]).round_().clamp_(0, h - 1).long()
     xs = (torch.arange(w).view(1, 1, w) + shift[:, 1]).round_().clamp_(0, w - 1).long()
     return morph.take(labels, (ys * w + xs).to(labels.device))
@@ -98,6 +123,15 @@ SHAKY = Kind(
     options={"wavelength": 32.0},
     summary="boundaries drawn with a shaky hand: a smooth random displacement field warps the map",
     severity_rule="amplitude = 12 s px (displacement std amplitude/2, capped at amplitude)",
+)
+WARP = Kind(
+    name="warp",
+    apply=warp,
+    defaults={"amplitude": 8.0},
+    from_severity=lambda s: {"amplitude": 16.0 * s},
+    options={"cells": 2},
+    summary="a globally warped map: a smooth elastic deformation moves every boundary by up to amplitude px",
+    severity_rule="amplitude = 16 s px (displacement std amplitude/2 per axis, length capped at amplitude)",
 )
 POLYGON = Kind(
     name="polygon",

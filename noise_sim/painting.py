@@ -1,8 +1,9 @@
-"""Brush errors: strokes that bleed into neighbours, stop short of boundaries, or only scribble a region.
+"""Brush errors: strokes that bleed into neighbours, stop short of boundaries, only scribble a region, or
+leave whole blobs of the canvas unpainted.
 
 Stroke widths vary smoothly along each boundary: a smooth random field m(p) scales the brush ``radius``
 (``wavelength`` px between independent values).
-Changed sets are nested in ``radius`` / ``erase``, so the changed fraction never drops as severity grows.
+Changed sets are nested in ``radius`` / ``erase`` / ``area``, so the changed fraction never drops as severity grows.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from torch import Tensor
 
 from . import morph, rng
-from .kind import Kind, check_float, check_int
+from .kind import Kind, check_float, check_int, round_half_up
 
 
 def _chosen_classes(labels: Tensor, gens: Sequence[torch.Generator], fraction: float,
@@ -113,6 +114,25 @@ def scribble(labels: Tensor, *, erase: float, width: int, wavelength: float, gen
     return labels.masked_fill(~kept, unlabeled)
 
 
+def blobs(labels: Tensor, *, area: float, wavelength: float, gens: Sequence[torch.Generator],
+          instances: Tensor | None, unlabeled: int) -> Tensor:
+    """Smooth random blobs covering ``area`` of the map are left unlabeled: patches the user never painted.
+
+    The blobs are the round(area * H * W) pixels where a smooth random field (``wavelength`` px between
+    independent values) is lowest, so they cover exactly that area and grow with it (nested).
+    """
+    area = check_float("area", area, 0.0, 1.0)
+    wavelength = check_float("wavelength", wavelength, 1.0)
+    b, h, w = labels.shape
+    k = round_half_up(area * h * w)
+    if k == 0:
+        return labels.clone()
+    field = rng.smooth_gaussian(gens, 1, h, w, wavelength).view(b, h * w)  # (B, H*W), on the CPU
+    threshold = field.kthvalue(k, dim=1, keepdim=True).values  # (B, 1): the k-th lowest value per map
+    blob = (field <= threshold).view(b, h, w)
+    return labels.masked_fill(blob.to(labels.device), unlabeled)
+
+
 OVERPAINT = Kind(
     name="overpaint",
     apply=overpaint,
@@ -139,4 +159,13 @@ SCRIBBLE = Kind(
     options={"width": 1, "wavelength": 32.0},
     summary="partial labelling: only strokes through each region are labelled, the rest unlabeled",
     severity_rule="erase = s (share of each region outside the strokes left unlabeled)",
+)
+BLOBS = Kind(
+    name="blobs",
+    apply=blobs,
+    defaults={"area": 0.2},
+    from_severity=lambda s: {"area": 0.5 * s},
+    options={"wavelength": 48.0},
+    summary="unpainted blobs: smooth random patches the user never painted are left unlabeled",
+    severity_rule="area = 0.5 s (fraction of the map covered by blobs): 0 -> 0.5",
 )

@@ -44,7 +44,10 @@ def preview_grid(
     dataset: str | None = None,
     palette: Palette | None = None,
 ) -> Image.Image:
-    """Rows = kinds; columns = clean, then each severity (one seed from ``generator`` for every cell)."""
+    """Rows = kinds; columns = clean, then each severity (one seed from ``generator`` for every cell).
+
+    ``dataset`` goes to the kinds that take one (confusion table, colour palette); None: their defaults.
+    """
     if labels.dim() != 2:
         raise ValueError(f"preview takes one (H, W) label map, got shape {tuple(labels.shape)}")
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
@@ -59,7 +62,7 @@ def preview_grid(
         y = head + r * (h + pad)
         draw.text((4, y + h // 2 - 6), kind, fill="black")
         grid.paste(clean, (side, y))
-        extra = {"dataset": dataset} if "dataset" in get_kind(kind).options else {}
+        extra = {"dataset": dataset} if dataset is not None and "dataset" in get_kind(kind).options else {}
         for c, s in enumerate(severities, start=1):
             noisy = corrupt(labels, kind, severity=s, generator=torch.Generator().manual_seed(seed),
                             instances=instances, unlabeled=unlabeled, **extra)

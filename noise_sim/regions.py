@@ -1,4 +1,4 @@
-"""Region-level errors: whole regions given a confusable class, and small objects left out.
+"""Region-level errors: whole regions given a confusable class, small objects left out, partial maps.
 
 A region is a 4-connected component of equal (label, instance) pairs, so with an instance map two
 touching objects of one class are separate regions. Per map, regions are visited in raster order of
@@ -7,6 +7,7 @@ their first pixel and each draws its random numbers from the map's own stream in
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -14,7 +15,7 @@ from torch import Tensor
 
 from . import morph, rng
 from .confusion import TABLES
-from .kind import Kind, check_choice, check_float
+from .kind import Kind, check_choice, check_float, check_int
 
 
 def _regions(labels: Tensor, instances: Tensor | None) -> morph.Components:
@@ -104,6 +105,35 @@ def missing(labels: Tensor, *, max_area: float, p: float, fill: str, gens: Seque
     return torch.where(removed, absorbed, labels)
 
 
+def partial(labels: Tensor, *, drop: float, max_keep: int | None, gens: Sequence[torch.Generator],
+            instances: Tensor | None, unlabeled: int) -> Tensor:
+    """Keep only the K largest regions of each map, as in sparse-mask layout-to-image protocols; the rest unlabeled.
+
+    With N labelled regions (unlabeled ones are not counted), K = max(1, N - floor(drop * N)), at most
+    ``max_keep``; ties in area go to the region that comes first in raster order. Kept sets are nested in K.
+    """
+    drop = check_float("drop", drop, 0.0, 1.0)
+    if max_keep is not None:
+        max_keep = check_int("max_keep", max_keep, 1)
+    b = labels.shape[0]
+    cc = _regions(labels, instances)
+    names = cc.names()  # (C,) root runs, map-major raster order
+    names = names[labels.view(-1)[cc.start[names]] != unlabeled]
+    area = cc.areas()[names]
+    batch = cc.batch[names]
+    order = torch.sort(area, descending=True, stable=True).indices  # largest first, raster order on ties
+    order = order[torch.sort(batch[order], stable=True).indices]  # (C,) map-major, largest first per map
+    counts = torch.bincount(batch, minlength=b).tolist()
+    rank = torch.cat([torch.arange(n, device=labels.device) for n in counts])  # (C,) place in its map's order
+    keep = [max(1, n - math.floor(drop * n + 1e-9)) for n in counts]  # 1e-9: 0.29 * 100 is 28.999...
+    if max_keep is not None:
+        keep = [min(k, max_keep) for k in keep]
+    kept_names = names[order[rank < torch.tensor(keep, device=labels.device)[batch[order]]]]
+    kept = torch.zeros_like(cc.root, dtype=torch.bool)
+    kept[kept_names] = True
+    return labels.masked_fill(~kept[cc.root][cc.run], unlabeled)
+
+
 CONFUSION = Kind(
     name="confusion",
     apply=confusion,
@@ -121,4 +151,13 @@ MISSING = Kind(
     options={"p": 1.0, "fill": "unlabeled"},
     summary="small objects left out: regions below an area threshold unlabeled or absorbed by their surround",
     severity_rule="max_area = 0.02 s (fraction of the map area)",
+)
+PARTIAL = Kind(
+    name="partial",
+    apply=partial,
+    defaults={"drop": 0.5},
+    from_severity=lambda s: {"drop": s},
+    options={"max_keep": None},
+    summary="partial maps: only the largest regions are labelled, the rest left unlabeled",
+    severity_rule="drop = s (share of the regions dropped, smallest first; s = 1 keeps only the largest)",
 )

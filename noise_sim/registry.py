@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import geometric, mixture, painting, paper, regions, rng
+from . import colour, geometric, mixture, painting, paper, regions, rng
 from .kind import Kind, is_real
 
 REGISTRY: dict[str, Kind] = {
@@ -17,6 +17,7 @@ REGISTRY: dict[str, Kind] = {
         paper.DS, paper.EDGE, paper.RANDOM,
         geometric.SHAKY, painting.OVERPAINT, painting.UNDERPAINT, geometric.POLYGON,
         regions.CONFUSION, regions.MISSING, painting.SCRIBBLE, mixture.MIXTURE,
+        regions.PARTIAL, painting.BLOBS, geometric.WARP, colour.COLOUR,
     )
 }
 KINDS: tuple[str, ...] = tuple(REGISTRY)
