@@ -8,6 +8,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .config import Precision, Spacing
+
 
 def _train(args: argparse.Namespace) -> int:
     import torch
@@ -29,8 +31,13 @@ def _train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, batch_size=args.batch_size)
     if args.grad_accum:
         cfg = replace(cfg, grad_accum=args.grad_accum)
+    if args.lr is not None:
+        cfg = replace(cfg, lr=args.lr)
+    if args.decay_from is not None:
+        cfg = replace(cfg, decay_from=args.decay_from)
+    if args.lr_min is not None:
+        cfg = replace(cfg, lr_min=args.lr_min)
     if args.precision:
-        from .config import Precision
         cfg = replace(cfg, precision=Precision(args.precision))
     out = Path(args.out or Path("runs") / args.preset)
     n = args.train_images or preset.train_images
@@ -125,8 +132,8 @@ def _sample(args: argparse.Namespace) -> int:
                 continue
             seeds = [image_seed(args.seed, _file_index(path.stem, j)) for j in range(args.num_samples)]
             imgs = pipe.generate(label[None], num_samples=args.num_samples, steps=args.steps, sampler=args.sampler,
-                                 guidance=args.guidance, seed=seeds, label_diffusion=not args.sdm_mode,
-                                 precision=args.precision, eta=args.eta)
+                                 guidance=args.guidance, seed=seeds, label_diffusion=False if args.sdm_mode else None,
+                                 precision=args.precision, eta=args.eta, spacing=args.spacing)
             for img, target in zip(imgs, targets):
                 tmp = target.with_name(f".{target.name}.tmp.png")
                 Image.fromarray(img).save(tmp)
@@ -160,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, help="total optimizer steps (overrides the preset)")
     t.add_argument("--batch-size", type=int, help="global batch per optimizer step")
     t.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step on each rank")
+    t.add_argument("--lr", type=float, help="learning rate (overrides the preset)")
+    t.add_argument("--decay-from", type=int, help="step where a cosine decay of the lr to --lr-min at --steps begins")
+    t.add_argument("--lr-min", type=float, help="lr at the end of the cosine decay (default 0)")
     t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast dtype (fp16: GPU only)")
     t.add_argument("--train-images", type=int, help="number of procedural training scenes")
     t.add_argument("--threads", type=int, help="torch CPU threads")
@@ -179,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--eta", type=float, help="DDIM stochasticity, 0..1 (default: the checkpoint's)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--sdm-mode", action="store_true", help="turn Label Diffusion off")
-    s.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="sampling autocast (default: the checkpoint's)")
+    s.add_argument("--precision", choices=[p.value for p in Precision],
+                   help="sampling autocast (default: the checkpoint's; fp16 needs a GPU)")
+    s.add_argument("--spacing", choices=[p.value for p in Spacing],
+                   help="timestep rule: ddim (the reference's ddimN) or sections (default: the checkpoint's)")
     s.add_argument("--device")
     s.set_defaults(fn=_sample)
     c = sub.add_parser("convert", help="convert an official SDM/SCDM model.pt into a checkpoint directory")

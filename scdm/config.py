@@ -153,6 +153,8 @@ class TrainConfig:
     lr: float = 1e-4  # AdamW learning rate (2e-5 for fine-tuning)
     weight_decay: float = 0.0  # the reference uses none
     warmup_steps: int = 0  # linear lr warm-up
+    decay_from: int | None = None  # step where a cosine decay of the lr to `lr_min` at `steps` begins; None: constant
+    lr_min: float = 0.0  # the lr reached at `steps` when decaying
     ema_decay: float = 0.9999  # EMA of the weights; small runs want less (0.999)
     ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) so short runs' EMA is not stale
     cond_drop: float = 0.2  # fraction of samples whose whole condition is zeroed (classifier-free guidance)

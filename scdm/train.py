@@ -10,6 +10,7 @@ pipeline checkpoint (`config.json` + EMA `model.safetensors`), refreshed at ever
 from __future__ import annotations
 
 import io
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
 from .checkpoint import atomic_write_bytes, save_checkpoint
-from .config import LabelDiffusionConfig, LabelSchedule, ModelCard, Precision, TrainConfig  # noqa: F401 (re-export)
+from .config import LabelDiffusionConfig, LabelSchedule, ModelCard, Precision, TrainConfig, to_dict
 from .gaussian import Diffusion, hybrid_loss
 from .label_diffusion import LabelDiffusion, estimate_kappa, label_statistics
 from .labels import encode, raw_to_index
@@ -51,6 +52,16 @@ def classwise_kappa(card: ModelCard, data: TrainData, chunk: int = 1024) -> tupl
     if spec.unlabeled_id is not None and spec.raw_ids is not None and spec.unlabeled_id in spec.raw_ids and not spec.unlabeled_to_null:
         kappa[spec.raw_ids.index(spec.unlabeled_id)] = 0.5
     return tuple(float(v) for v in kappa)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """lr of optimizer step `step` (0-based): linear warm-up, constant, then an optional cosine decay to lr_min."""
+    lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else config.lr
+    if config.decay_from is not None and step >= config.decay_from:
+        span = max(1, config.steps - config.decay_from)
+        progress = min(1.0, (step - config.decay_from) / span)
+        lr = config.lr_min + (lr - config.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
+    return lr
 
 
 def _save_state(path: Path, state: dict) -> None:
@@ -119,6 +130,9 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
         ema.load_state_dict(weights)
         info = read_card(init_from).info
         step, seen = int(info.get("train_steps", 0)), int(info.get("train_images", 0))
+        # The card remembers how its weights were made: the earlier stages, then this one.
+        stages = list(info.get("stages", [])) or ([{"steps": step, "train": info["train"]}] if "train" in info else [])
+        card = replace(card, info=dict(card.info, stages=stages + [{"init_from": Path(init_from).name, "from_step": step}]))
     net = DistributedDataParallel(model, device_ids=job.device_ids) if world > 1 else model
     scaler = torch.amp.GradScaler("cuda", enabled=autocast == torch.float16)
 
@@ -139,7 +153,7 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
         u_all = torch.rand((config.batch_size, h, w), generator=gen)  # label diffusion's keep draws
         drop_all = torch.rand(config.batch_size, generator=gen) < config.cond_drop
         noise_all = torch.randn((config.batch_size, 3, h, w), generator=gen)
-        lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else config.lr
+        lr = learning_rate(config, step)
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
@@ -179,7 +193,8 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
                     "images_per_s": (seen - seen_start) / max(now - t_start, 1e-9), "elapsed": now - log_t})
             losses = []
         if step % config.save_every == 0 or step == config.steps:
-            info = dict(card.info, train_steps=step, train_images=seen, precision=config.precision.value)
+            info = dict(card.info, train_steps=step, train_images=seen, precision=config.precision.value,
+                        train=to_dict(config))
             job.main_only(_save, out_dir, replace(card, info=info), {
                 "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step, "seen": seen})
     return out_dir

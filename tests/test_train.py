@@ -94,3 +94,17 @@ def test_cli_train_install_writes_the_presets_generation_defaults(tmp_path, monk
     assert installed.sampler == get_preset("tiny-scdm").card.sampler and installed.info["train_steps"] == 2
     a, b = load_file(str(run / "model.safetensors")), load_file(str(tmp_path / "weights" / "tiny-scdm" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_learning_rate_warms_up_holds_then_decays_by_cosine():
+    from scdm.config import TrainConfig
+    from scdm.train import learning_rate
+
+    cfg = TrainConfig(steps=100, lr=1e-3, warmup_steps=10, decay_from=60, lr_min=1e-5)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-4) and learning_rate(cfg, 9) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 59) == pytest.approx(1e-3) and learning_rate(cfg, 60) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 80) == pytest.approx(1e-5 + (1e-3 - 1e-5) * 0.5)  # half way: the cosine's middle
+    assert learning_rate(cfg, 100) == pytest.approx(1e-5)
+    lrs = [learning_rate(cfg, s) for s in range(60, 101)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert learning_rate(TrainConfig(steps=100, lr=2e-4), 99) == 2e-4  # no decay_from: constant
