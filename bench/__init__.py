@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 _API = {"BenchConfig": "config", "CorruptionSpec": "config", "DatasetSpec": "config", "ModelSpec": "config",
-        "SamplerSpec": "config", "load_config": "config", "run": "run", "read_table": "report", "compare": "report",
-        "plot_all": "plots"}
+        "SamplingSettings": "config", "load_config": "config", "run": "run", "read_table": "report",
+        "compare": "report", "plot_all": "plots"}
 
 
 def __getattr__(name: str) -> Any:

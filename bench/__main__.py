@@ -56,10 +56,8 @@ class Bars:
 
 def _config(args: argparse.Namespace):
     """BenchConfig from --config plus the flags that were given."""
-    from scdm.config import Sampler
-
     from .config import (BenchConfig, CorruptionSpec, DatasetKind, Metric, Mode, ModelKind, ModelSpec, Precision,
-                         Reference, SamplerSpec, load_config)
+                         Reference, load_config)
 
     cfg = load_config(args.config) if args.config else BenchConfig()
     ds = cfg.dataset
@@ -88,12 +86,10 @@ def _config(args: argparse.Namespace):
         cfg = replace(cfg, corruptions=tuple(replace(c, severities=tuple(args.severities)) for c in cfg.corruptions))
     if args.no_clean:
         cfg = replace(cfg, clean=False)
-    if args.sampler or args.steps or args.guidance is not None or args.eta is not None:
-        base = cfg.samplers[0]
-        cfg = replace(cfg, samplers=(SamplerSpec(Sampler(args.sampler) if args.sampler else base.sampler,
-                                                 args.steps or base.steps,
-                                                 args.guidance if args.guidance is not None else base.guidance,
-                                                 args.eta if args.eta is not None else base.eta),))
+    flags = {"sampler": args.sampler, "steps": args.steps, "spacing": args.spacing, "guidance": args.guidance,
+             "eta": args.eta}
+    if any(v is not None for v in flags.values()):  # one setting: the config's first with these fields replaced
+        cfg = replace(cfg, samplers=(replace(cfg.samplers[0], **{k: v for k, v in flags.items() if v is not None}),))
     simple = {"seeds": tuple(args.seeds) if args.seeds else None, "limit": args.limit, "samples": args.samples,
               "diversity_samples": args.diversity_samples, "diversity_labels": args.diversity_labels,
               "segmenter": args.segmenter, "inception_weights": args.inception_weights,
@@ -195,7 +191,7 @@ def _robustness(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     _limit_threads(argv)
-    from .config import DatasetKind, Metric, Reference
+    from .config import DatasetKind, Metric, Precision, Reference, Sampler, Spacing
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--model", action="append", help="load_pipeline source (checkpoint dir or bundled name); repeatable")
     g.add_argument("--mode", default="auto", choices=["auto", "scdm", "sdm"], help="Label Diffusion at generation")
     g.add_argument("--no-references", action="store_true", help="drop the real and flat-paint rows")
-    g.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp_2m"])
+    g.add_argument("--sampler", choices=[s.value for s in Sampler])
     g.add_argument("--steps", type=int, help="sampling steps (default 25)")
+    g.add_argument("--spacing", choices=[s.value for s in Spacing], help="timestep spacing (default: the checkpoint's)")
     g.add_argument("--guidance", type=float, help="classifier-free guidance (default: the checkpoint's)")
     g.add_argument("--eta", type=float, help="DDIM stochasticity in [0, 1] (default: the checkpoint's; ddim only)")
     g.add_argument("--seeds", type=int, nargs="+", help="run seeds (error bars over seeds); default 0")
@@ -228,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--diversity-labels", type=int, help="labels with diversity samples (default 8; 0 = off)")
     g.add_argument("--diversity-corrupted", action="store_true", help="diversity samples on corrupted labels too")
     g.add_argument("--batch-size", type=int, help="images per generate() call")
-    g.add_argument("--precision", choices=["auto", "fp32", "bf16"],
-                   help="U-Net autocast (default auto: bf16 where the device has fast bf16)")
+    g.add_argument("--precision", choices=[p.value for p in Precision],
+                   help="U-Net autocast of settings that give none (default: the checkpoint's; auto = bf16 where the "
+                        "device has fast bf16, fp16 needs a GPU)")
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
     g.add_argument("--threads", type=int, help="torch CPU threads")
     g = r.add_argument_group("corruptions")
@@ -258,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("run", help="a finished run folder with clean and corrupted cells")
     b.add_argument("--models", nargs=2, metavar=("A", "B"),
                    help="model names (default: the run's first two diffusion models); delta = drop(B) - drop(A)")
-    b.add_argument("--setting", help="sampler setting folder, e.g. ancestral_25steps_g1.5, when a model has several")
+    b.add_argument("--setting", help="sampler setting folder under RUN/samples/MODEL when a model has several")
     b.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     b.add_argument("--confidence", type=float, default=0.95, help="interval coverage (default 0.95)")
     b.add_argument("--seed", type=int, default=0, help="bootstrap generator seed")

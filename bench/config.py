@@ -1,6 +1,8 @@
 """What a benchmark run is: dataset x models x corruptions x severities x seeds x sampler settings.
 
-Every choice is an Enum; a config file (JSON or TOML) holds the same fields as `BenchConfig`.
+Every choice is an Enum; a config file (JSON or TOML) holds the same fields as `BenchConfig`. A sampler
+setting is `scdm.settings.SamplingSettings`: a `[[samplers]]` table gives any subset of its fields, and every
+field it leaves out is the model card's default (an empty table is the card's own sampler).
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scdm.config import Precision, Sampler  # noqa: F401  (Precision is part of this module's API)
+from scdm.config import Precision, Sampler, Spacing  # noqa: F401  (part of this module's API)
+from scdm.settings import SamplingSettings
 
 
 class DatasetKind(str, enum.Enum):
@@ -43,11 +46,16 @@ class ModelKind(str, enum.Enum):
 
 
 class Mode(str, enum.Enum):
-    """Whether Label Diffusion runs at generation time."""
+    """Whether Label Diffusion runs at generation time (`SamplingSettings.label_diffusion`)."""
 
     AUTO = "auto"  # as the checkpoint's card says (SCDM cards: on, SDM cards: off)
     SCDM = "scdm"  # diffuse the user's label at every step (needs a Label Diffusion schedule)
     SDM = "sdm"  # condition on the label as given
+
+    @property
+    def label_diffusion(self) -> bool | None:
+        """The `SamplingSettings.label_diffusion` this mode asks for; None = the card's."""
+        return {Mode.AUTO: None, Mode.SCDM: True, Mode.SDM: False}[self]
 
 
 class Metric(str, enum.Enum):
@@ -95,16 +103,6 @@ class CorruptionSpec:
     severities: tuple[float, ...] = (0.5,)  # noise_sim severities; resolve_params gives natural values
 
 
-@dataclass(frozen=True)
-class SamplerSpec:
-    """One sampler setting (SPEC §5)."""
-
-    sampler: Sampler = Sampler.ANCESTRAL  # the reference 25-step mode
-    steps: int = 25  # respaced evaluations
-    guidance: float | None = None  # classifier-free guidance; None = the checkpoint's default (1.5)
-    eta: float | None = None  # DDIM stochasticity (DDIM Eq. 16), 0..1; None = the checkpoint's default; ddim only
-
-
 def default_models() -> tuple[ModelSpec, ...]:
     """The bundled SCDM vs SDM pair plus the two reference rows."""
     return (ModelSpec("embedded-scdm", "embedded-scdm"), ModelSpec("embedded-sdm", "embedded-sdm"),
@@ -127,7 +125,8 @@ class BenchConfig:
     corruptions: tuple[CorruptionSpec, ...] = field(default_factory=paper_corruptions)
     clean: bool = True  # score clean labels too (corruption "clean", severity 0)
     seeds: tuple[int, ...] = (0,)  # each seed re-draws corruptions and sampling noise; error bars over seeds
-    samplers: tuple[SamplerSpec, ...] = (SamplerSpec(),)
+    # sampler settings, each a column family of the table; a field left None is the card's default (SPEC §5)
+    samplers: tuple[SamplingSettings, ...] = (SamplingSettings(Sampler.ANCESTRAL, 25),)  # the reference 25-step mode
     limit: int | None = None  # use only the first N labels
     samples: int = 1  # samples per label scored by FID/KID/mIoU
     diversity_samples: int = 3  # samples per label for the diversity metrics (>= 2)
@@ -139,10 +138,20 @@ class BenchConfig:
     lpips_backbone: str | None = None  # torchvision AlexNet .pth; None = torch hub's cache, if present
     batch_size: int = 16  # images per generate() call (results do not depend on it)
     metric_batch_size: int = 64  # images per feature-extractor / segmenter call
-    precision: Precision = Precision.AUTO  # bf16 autocast ~1.7x faster than fp32 on this CPU
+    # precision of the samplers that give none; None = the card's (embedded: auto, official: auto-fp16)
+    precision: Precision | None = None
     device: str | None = None  # None = cuda when present, else cpu
     grid_labels: int = 4  # labels shown per image grid
     figures: bool = True  # draw plots and grids (`python -m bench plot RUN` redraws plots later)
+
+
+def requested_settings(config: BenchConfig, model: ModelSpec) -> list[SamplingSettings]:
+    """A diffusion model's sampler settings as asked for: the run's `precision` and the model's `mode` fill what a
+    `[[samplers]]` entry leaves unset; `scdm.settings.resolve` fills the rest from the model's card."""
+    return [dataclasses.replace(s, precision=s.precision or config.precision,
+                                label_diffusion=s.label_diffusion if s.label_diffusion is not None
+                                else model.mode.label_diffusion)
+            for s in config.samplers]
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -178,16 +187,23 @@ def validate(config: BenchConfig) -> BenchConfig:
     if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in config.seeds):
         raise ValueError(f"seeds must be non-negative integers, got {list(config.seeds)}")
     if not config.samplers:
-        raise ValueError("give at least one sampler setting")
-    for s in config.samplers:
-        if s.steps < 1:
-            raise ValueError(f"sampler steps must be >= 1, got {s.steps}")
+        raise ValueError("give at least one sampler setting (an empty [[samplers]] table is the card's sampler)")
+    for i, s in enumerate(config.samplers):  # card-independent checks; run() resolves each model's settings
+        at = f"samplers[{i}]"
+        if not isinstance(s, SamplingSettings):
+            raise ValueError(f"{at} must be a scdm.settings.SamplingSettings, got {type(s).__name__}")
+        if s.steps is not None and s.steps < 1:
+            raise ValueError(f"{at}.steps must be >= 1, got {s.steps}")
         if s.guidance is not None and (not math.isfinite(s.guidance) or s.guidance < 0):
-            raise ValueError(f"guidance must be a finite number >= 0, got {s.guidance}")
+            raise ValueError(f"{at}.guidance must be a finite number >= 0, got {s.guidance}")
         if s.eta is not None and not (math.isfinite(s.eta) and 0 <= s.eta <= 1):
-            raise ValueError(f"eta must be in [0, 1], got {s.eta}")
-        if s.eta is not None and s.sampler != Sampler.DDIM:
-            raise ValueError(f"eta only applies to the ddim sampler, got eta={s.eta:g} with {s.sampler.value}")
+            raise ValueError(f"{at}.eta must be in [0, 1], got {s.eta}")
+        if s.eta is not None and s.sampler not in (None, Sampler.DDIM):
+            raise ValueError(f"{at}: eta only applies to the ddim sampler, got eta={s.eta:g} with {s.sampler.value}")
+        for m in config.models:
+            if s.label_diffusion is not None and m.mode.label_diffusion not in (None, s.label_diffusion):
+                raise ValueError(f"model {m.name!r} has mode {m.mode.value!r} but {at}.label_diffusion is "
+                                 f"{str(s.label_diffusion).lower()}; drop one of them")
     ints = {"samples": (config.samples, 1), "diversity_samples": (config.diversity_samples, 2),
             "diversity_labels": (config.diversity_labels, 0), "batch_size": (config.batch_size, 1),
             "metric_batch_size": (config.metric_batch_size, 1), "grid_labels": (config.grid_labels, 0),
@@ -207,8 +223,8 @@ def validate(config: BenchConfig) -> BenchConfig:
 
 # ---------------------------------------------------------------------------------------------- (de)serialisation
 
-_ENUMS = {"kind": None, "reference": Reference, "mode": Mode, "sampler": Sampler, "precision": Precision}
-_NESTED = {"dataset": DatasetSpec, "models": ModelSpec, "corruptions": CorruptionSpec, "samplers": SamplerSpec}
+_ENUMS = {"kind": None, "reference": Reference, "mode": Mode, "precision": Precision}
+_NESTED = {"dataset": DatasetSpec, "models": ModelSpec, "corruptions": CorruptionSpec, "samplers": SamplingSettings}
 
 
 def to_dict(obj: Any) -> Any:
@@ -230,7 +246,7 @@ def _enum(cls: type[enum.Enum], value: Any, where: str) -> enum.Enum:
 
 
 def from_dict(cls: type, data: Any, where: str = "config") -> Any:
-    """Build `cls` from a dict; unknown keys and bad enum values raise a ValueError naming the field."""
+    """Build `cls` from a dict; unknown keys and bad values raise a ValueError naming the field."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a table/object, got {type(data).__name__}")
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -240,7 +256,12 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         at = f"{where}.{key}"
-        if cls is BenchConfig and key in _NESTED:
+        if cls is SamplingSettings:  # SamplingSettings type-checks its fields; one at a time names the bad one
+            try:
+                kwargs[key] = getattr(SamplingSettings(**{key: value}), key)
+            except ValueError as e:
+                raise ValueError(f"{at}: {e}") from None
+        elif cls is BenchConfig and key in _NESTED:
             sub = _NESTED[key]
             if key == "dataset":
                 kwargs[key] = from_dict(sub, value, at)
@@ -254,7 +275,7 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
         elif key == "metrics" and value is not None:
             kwargs[key] = tuple(_enum(Metric, v, at) for v in value)
         elif key in _ENUMS and _ENUMS[key] is not None:
-            kwargs[key] = _enum(_ENUMS[key], value, at)
+            kwargs[key] = None if value is None and key == "precision" else _enum(_ENUMS[key], value, at)
         elif isinstance(value, list):
             kwargs[key] = tuple(value)
         else:

@@ -1,9 +1,12 @@
 """Datasets as arrays: (image uint8, raw-id label, instances or None, name), validated before any long work.
 
 Layouts: the embedded world, ADE20K (SPADE/SCDM), CelebAMask-HQ (SDM), COCO-Stuff (SPADE, instance maps),
-Cityscapes (gtFine labelIds / instanceIds) and a plain folder. Resizing follows SDM's test-time protocol
-(SPEC §7): labels and instances nearest, images bicubic; square datasets are resized to resolution x
-resolution, Cityscapes keeps its aspect ratio with the short side at `resolution`. Label maps must be PNG.
+Cityscapes (gtFine labelIds / instanceIds) and a plain folder. Files become arrays as the reference's evaluation
+loader makes them (SPEC §7, `resize_arr`): the photo is halved with BOX while its short side is >= 2x the
+target, then resized once with BICUBIC to resolution x resolution (squashed, not cropped; Cityscapes keeps its
+aspect with the short side at `resolution`); label and instance maps are read as 8 bit, like its
+`.convert("L")`, and resized NEAREST straight from their own size to the photo's final size. Label maps must be
+PNG. tests/test_reference_preprocessing.py checks the outputs bit for bit against the official functions.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from scdm.config import LabelSpec
-from scdm.presets import ade20k_labels, celebamask_hq_labels, coco_stuff_labels, world_labels
+from scdm.datasets import ade20k_labels, celebamask_hq_labels, cityscapes_labels, coco_stuff_labels
+from scdm.presets import world_labels
 
 from .config import DatasetKind, DatasetSpec
 
@@ -29,6 +33,7 @@ class Split:
     labels: np.ndarray  # (N, H, W) int32 raw dataset ids
     instances: np.ndarray | None  # (N, H, W) int32 instance ids, or None when the dataset has none
     names: tuple[str, ...]  # file stems (or world scene names), for messages and grids
+    originals: OriginalLabels | None = None  # the label files at their own size (DS starts there); None: made here
 
     def __len__(self) -> int:
         return self.labels.shape[0]
@@ -44,9 +49,26 @@ class Pair:
     instances: Path | None
 
 
-def cityscapes_labels() -> LabelSpec:
-    """Cityscapes gtFine labelIds 0..34 as SDM uses them (0 = unlabeled), plus the instance-edge channel."""
-    return LabelSpec(num_classes=35, unlabeled_id=0, use_edges=True)
+@dataclass(frozen=True)
+class Protocol:
+    """How one layout's files are read: the reference evaluation loader's choices (SPEC §7)."""
+
+    keep_aspect: bool = False  # short side = resolution (Cityscapes); else squashed to resolution x resolution
+    eight_bit_labels: bool = True  # label maps read as 8 bit like `.convert("L")`; ids > 255 raise, never clip
+    eight_bit_instances: bool = True  # instance maps `.convert("L")` exactly as the reference (RGB -> luma)
+
+
+PROTOCOLS = {
+    DatasetKind.ADE20K: Protocol(),
+    DatasetKind.CELEBAMASK_HQ: Protocol(),
+    DatasetKind.COCO_STUFF: Protocol(),
+    # The reference reads Cityscapes' 16-bit instanceIds with `.convert("L")` too, which clips every thing
+    # instance (ids 24000 and up) to 255 and erases the edges between them; Cityscapes is outside the SCDM
+    # paper's tables, so the bench keeps the full ids there.
+    DatasetKind.CITYSCAPES: Protocol(keep_aspect=True, eight_bit_instances=False),
+    # No reference: 16-bit label ids and RGB-coded instance maps (one id per colour) are kept as they are.
+    DatasetKind.FOLDER: Protocol(eight_bit_labels=False, eight_bit_instances=False),
+}
 
 
 def dataset_labels(kind: DatasetKind) -> LabelSpec | None:
@@ -153,48 +175,102 @@ def _open(path: Path) -> Image.Image:
         raise ValueError(f"cannot read {path}: {e}") from None
 
 
-def target_size(size: tuple[int, int], resolution: int, keep_aspect: bool) -> tuple[int, int]:
-    """PIL (width, height) after resizing: square, or short side = resolution."""
+def resize_photo(image: Image.Image, resolution: int, keep_aspect: bool) -> Image.Image:
+    """The reference's test-time photo resize: BOX halvings while the short side >= 2 x resolution, one BICUBIC."""
+    while min(image.size) >= 2 * resolution:
+        image = image.resize((image.size[0] // 2, image.size[1] // 2), resample=Image.BOX)
     if not keep_aspect:
-        return resolution, resolution
-    scale = resolution / min(size)
-    return round(size[0] * scale), round(size[1] * scale)
+        return image.resize((resolution, resolution), resample=Image.BICUBIC)
+    scale = resolution / min(image.size)  # of the halved photo, as the reference computes it
+    return image.resize((round(image.size[0] * scale), round(image.size[1] * scale)), resample=Image.BICUBIC)
 
 
-def read_pair(pair: Pair, resolution: int, keep_aspect: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(image (H, W, 3) uint8, label (H, W) int32, instances or None) resized with SDM's protocol."""
+_ID_MODES = ("L", "P", "I", "I;16", "I;16L", "I;16B", "1")  # PIL modes whose pixel values are class ids
+
+
+def read_map(path: Path, eight_bit: bool, label: bool) -> Image.Image:
+    """A label (`label`) or instance map as an L (8-bit) or I (32-bit) image whose pixel values are the ids.
+
+    8 bit is the reference's `.convert("L")`, except that a palette label map gives its indices (convert would
+    give the palette colours' luma; the papers' datasets are all mode L, where both agree) and label ids above
+    255 raise a ValueError where convert would clip them to 255. Wide maps keep their ids (RGB instance maps:
+    one id per colour, R * 65536 + G * 256 + B).
+    """
+    im = _open(path)
+    what = "label map" if label else "instance map"
+    if label and im.mode not in _ID_MODES:
+        raise ValueError(f"{what} {path} has mode {im.mode}; expected a single-channel PNG of class ids")
+    if im.mode == "P" and label:
+        return Image.fromarray(np.asarray(im).astype(np.uint8))  # mode L
+    if eight_bit and label and im.mode not in ("L", "P", "1"):
+        high = int(np.asarray(im).max())
+        if high > 255:
+            raise ValueError(f"{what} {path} has id {high}; this dataset's maps are 8 bit (the reference reads them "
+                             f"with .convert('L'), which would clip the id to 255); use the folder layout for wider ids")
+    if eight_bit:
+        return im.convert("L")
+    arr = np.asarray(im)
+    if arr.ndim == 3:  # RGB-coded instance maps
+        arr = arr[..., 0].astype(np.int64) * 65536 + arr[..., 1].astype(np.int64) * 256 + arr[..., 2]
+    return Image.fromarray(arr.astype(np.int32))  # mode I
+
+
+def _check_proportional(what: str, path: Path, size: tuple[int, int], pair: Pair, image_size: tuple[int, int]) -> None:
+    """A map may be smaller than its photo (CelebAMask-HQ: 512 vs 1024) but must have the same aspect ratio."""
+    if size[0] * image_size[1] != size[1] * image_size[0]:
+        raise ValueError(f"{what} {path} is {size[0]}x{size[1]} but its image {pair.image} is "
+                         f"{image_size[0]}x{image_size[1]}: not the same aspect ratio — is it the right pair?")
+
+
+def read_label(path: Path, protocol: Protocol) -> np.ndarray:
+    """(H0, W0) int32 raw ids of a label file at its own size (the DS corruption starts here, SPEC §6)."""
+    return np.asarray(read_map(path, protocol.eight_bit_labels, label=True)).astype(np.int32)
+
+
+def read_pair(pair: Pair, resolution: int, protocol: Protocol,
+              known: set[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(image (H, W, 3) uint8, label (H, W) int32, instances or None), each as the reference's loader makes it.
+
+    `known`: the dataset's raw ids; an id outside it, anywhere in the original map, raises a ValueError.
+    """
     image = _open(pair.image).convert("RGB")
-    label = _open(pair.label)
-    if label.mode not in ("L", "P", "I", "I;16", "I;16B", "1"):
-        raise ValueError(f"label map {pair.label} has mode {label.mode}; expected a single-channel PNG of class ids")
-    if label.size != image.size:
-        raise ValueError(f"{pair.label} is {label.size[0]}x{label.size[1]} but its image {pair.image} is "
-                         f"{image.size[0]}x{image.size[1]}")
-    size = target_size(image.size, resolution, keep_aspect)
-    img = np.asarray(image.resize(size, resample=Image.BICUBIC), np.uint8)
-    lab = np.asarray(label.resize(size, resample=Image.NEAREST)).astype(np.int32)
+    photo = resize_photo(image, resolution, protocol.keep_aspect)
+    label = read_map(pair.label, protocol.eight_bit_labels, label=True)
+    _check_proportional("label map", pair.label, label.size, pair, image.size)
+    if known is not None:
+        bad = sorted(set(np.unique(np.asarray(label)).tolist()) - known)
+        if bad:
+            raise ValueError(f"label map {pair.label} has class ids {bad[:10]} that the dataset's encoding does not "
+                             f"have (valid: {sorted(known)[:12]}{' ...' if len(known) > 12 else ''})")
+    lab = np.asarray(label.resize(photo.size, resample=Image.NEAREST)).astype(np.int32)
     inst = None
     if pair.instances is not None:
-        im = _open(pair.instances)
-        if im.size != image.size:
-            raise ValueError(f"instance map {pair.instances} size {im.size} differs from its image {image.size}")
-        inst = np.asarray(im.resize(size, resample=Image.NEAREST)).astype(np.int32)
-        if inst.ndim == 3:  # RGB-coded instance maps: one id per colour
-            inst = (inst[..., 0] * 65536 + inst[..., 1] * 256 + inst[..., 2]).astype(np.int32)
-    return img, lab, inst
+        im = read_map(pair.instances, protocol.eight_bit_instances, label=False)
+        _check_proportional("instance map", pair.instances, im.size, pair, image.size)
+        inst = np.asarray(im.resize(photo.size, resample=Image.NEAREST)).astype(np.int32)
+    return np.asarray(photo, np.uint8), lab, inst
 
 
-def read_pairs(pairs: list[Pair], resolution: int, keep_aspect: bool, encoding: LabelSpec | None) -> Split:
+@dataclass(frozen=True)
+class OriginalLabels:
+    """The label files of a split at their own size, read on demand (kept out of memory: 2000 ADE20K maps)."""
+
+    files: tuple[Path, ...]
+    protocol: Protocol
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return read_label(self.files[index], self.protocol)
+
+
+def read_pairs(pairs: list[Pair], resolution: int, protocol: Protocol, encoding: LabelSpec | None) -> Split:
     """Read and validate every pair; unknown class ids raise a ValueError naming the file."""
     known = valid_ids(encoding) if encoding is not None else None
     images, labels, insts = [], [], []
     for p in pairs:
-        img, lab, inst = read_pair(p, resolution, keep_aspect)
-        if known is not None:
-            bad = sorted(set(np.unique(lab).tolist()) - known)
-            if bad:
-                raise ValueError(f"label map {p.label} has class ids {bad[:10]} that the dataset's encoding does not "
-                                 f"have (valid: {sorted(known)[:12]}{' ...' if len(known) > 12 else ''})")
+        img, lab, inst = read_pair(p, resolution, protocol, known)
         if images and img.shape != images[0].shape:
             raise ValueError(f"{p.image} resizes to {img.shape[:2]} but {pairs[0].image} to {images[0].shape[:2]}; "
                              f"the bench needs one image size per run")
@@ -202,7 +278,8 @@ def read_pairs(pairs: list[Pair], resolution: int, keep_aspect: bool, encoding: 
         labels.append(lab)
         insts.append(inst)
     has_inst = all(i is not None for i in insts) and bool(insts)
-    return Split(np.stack(images), np.stack(labels), np.stack(insts) if has_inst else None, tuple(p.name for p in pairs))
+    return Split(np.stack(images), np.stack(labels), np.stack(insts) if has_inst else None, tuple(p.name for p in pairs),
+                 OriginalLabels(tuple(p.label for p in pairs), protocol))
 
 
 # ---------------------------------------------------------------------------------------------- entry points
@@ -221,7 +298,7 @@ def load_eval(spec: DatasetSpec, limit: int | None = None) -> Split:
         n = spec.world_scenes if limit is None else min(limit, spec.world_scenes)
         return _world("test", n, spec.resolution)
     pairs = list_pairs(spec)[:limit]
-    return read_pairs(pairs, spec.resolution, spec.kind == DatasetKind.CITYSCAPES, dataset_labels(spec.kind))
+    return read_pairs(pairs, spec.resolution, PROTOCOLS[spec.kind], dataset_labels(spec.kind))
 
 
 def load_train(spec: DatasetSpec, n: int) -> Split:
@@ -233,7 +310,7 @@ def load_train(spec: DatasetSpec, n: int) -> Split:
     except ValueError as e:
         raise ValueError(f"{e}. A training split is needed by the flat-paint row and the 'train' reference; "
                          f"drop flat-paint and use --reference eval to run without one") from None
-    return read_pairs(pairs, spec.resolution, spec.kind == DatasetKind.CITYSCAPES, dataset_labels(spec.kind))
+    return read_pairs(pairs, spec.resolution, PROTOCOLS[spec.kind], dataset_labels(spec.kind))
 
 
 def mean_colours(split: Split) -> np.ndarray:

@@ -1,34 +1,62 @@
 """The results table: long-format rows, atomic CSV + Parquet, the markdown summary and run comparison.
 
-Every value is one row: model, dataset, corruption, severity, seed, sampler, steps, guidance, eta, metric, value, n.
-Plots and summaries read only this frame.
+Every value is one row: model, dataset, corruption, severity, seed, the model's fully resolved sampler setting
+(every `scdm.settings.SamplingSettings` field: sampler, steps, spacing, guidance, extrapolation, dynamic_threshold,
+eta, precision, label_diffusion), metric, value, n, and the weights' digest. Plots and summaries read only this frame.
 """
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 import pandas as pd
 
 from scdm.checkpoint import atomic_write_bytes
 
-COLUMNS = ("model", "dataset", "corruption", "severity", "seed", "sampler", "steps", "guidance", "eta", "metric", "value",
-           "n")
-KEY = COLUMNS[:10]  # a row's identity
-SETTING = ("sampler", "steps", "guidance", "eta")  # a model's sampler setting
+if TYPE_CHECKING:
+    from scdm.settings import SamplingSettings
+
+# a model's sampler setting: the SamplingSettings fields, resolved
+SETTING = ("sampler", "steps", "spacing", "guidance", "extrapolation", "dynamic_threshold", "eta", "precision",
+           "label_diffusion")
+COLUMNS = ("model", "dataset", "corruption", "severity", "seed", *SETTING, "metric", "value", "n", "weights")
+KEY = COLUMNS[:COLUMNS.index("metric") + 1]  # a row's identity
 DTYPES = {"model": str, "dataset": str, "corruption": str, "severity": float, "seed": int, "sampler": str,
-          "steps": int, "guidance": float, "eta": float, "metric": str, "value": float, "n": int}
-DEFAULTS = {"eta": 0.0}  # columns added after the first release: older tables read with these values
+          "steps": int, "spacing": str, "guidance": float, "extrapolation": float, "dynamic_threshold": float,
+          "eta": float, "precision": str, "label_diffusion": "boolean", "metric": str, "value": float, "n": int,
+          "weights": str}
+# the setting columns of the real and flat-paint rows
+REFERENCE_COLUMNS = {"sampler": "none", "steps": 0, "spacing": "none", "guidance": 0.0, "extrapolation": 0.0,
+                     "dynamic_threshold": 0.0, "eta": 0.0, "precision": "none", "label_diffusion": False}
+# columns added after the first release: older tables read with these values ("", NaN, NA: not recorded)
+DEFAULTS = {"eta": 0.0, "spacing": "", "extrapolation": float("nan"), "dynamic_threshold": float("nan"),
+            "precision": "", "label_diffusion": pd.NA, "weights": ""}
 LOWER_IS_BETTER = {"fid", "kid", "fd_effnetl0", "kid_effnetl0"}
 CSV_NAME, PARQUET_NAME, SUMMARY_NAME = "metrics.csv", "metrics.parquet", "summary.md"
+
+
+def setting_columns(settings: SamplingSettings | None) -> dict:
+    """The table's setting columns of a resolved setting (`scdm.settings.resolve`); None: a reference row's."""
+    from scdm.settings import identity
+
+    return dict(REFERENCE_COLUMNS) if settings is None else {k: identity(settings)[k] for k in SETTING}
+
+
+def _booleans(values: pd.Series) -> pd.Series:
+    """A bool column back from CSV text ("True", "False"; "nan" or "" = not recorded)."""
+    if values.dtype == bool or str(values.dtype) == "boolean":
+        return values
+    known = {"true": True, "false": False, "nan": pd.NA, "": pd.NA, "<na>": pd.NA}
+    parse = lambda v: bool(v) if isinstance(v, (bool, np.bool_)) else pd.NA if v is None or v is pd.NA else known[str(v).lower()]  # noqa: E731
+    return values.map(parse).astype("boolean")
 
 
 def frame(rows: Iterable[dict]) -> pd.DataFrame:
     """Rows -> the canonical frame: exact columns, fixed dtypes, sorted, one row per key (DEFAULTS fill gaps)."""
     df = pd.DataFrame([{**DEFAULTS, **r} for r in rows], columns=list(COLUMNS))
-    df = df.astype(DTYPES)
+    df = df.assign(label_diffusion=_booleans(df["label_diffusion"])).astype(DTYPES)
     dupes = df.duplicated(list(KEY))
     if dupes.any():
         raise ValueError(f"{int(dupes.sum())} duplicated rows, e.g. {df[dupes].iloc[0].to_dict()}")
@@ -53,8 +81,9 @@ def read_table(run: str | Path) -> pd.DataFrame:
         path = path / PARQUET_NAME if (path / PARQUET_NAME).is_file() else path / CSV_NAME
     if not path.is_file():
         raise ValueError(f"no results table at {path}: run `python -m bench run --out DIR` first")
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, keep_default_na=False)
-    df = df.assign(**{k: v for k, v in DEFAULTS.items() if k not in df.columns})
+    floats = {c: ["", "nan", "NaN"] for c, t in DTYPES.items() if t is float}  # text columns keep "" and "NA" as text
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, keep_default_na=False, na_values=floats)
+    df = df.assign(**{k: v for k, v in DEFAULTS.items() if k not in df.columns})  # older tables
     missing = set(COLUMNS) - set(df.columns)
     if missing:
         raise ValueError(f"{path} is not a bench table: columns {sorted(missing)} are missing")
@@ -66,17 +95,36 @@ def read_table(run: str | Path) -> pd.DataFrame:
 def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     """Mean, std over seeds and the number of seeds per (model, setting, corruption, severity, metric)."""
     keys = ["model", *SETTING, "corruption", "severity", "metric"]
-    g = df.groupby(keys, sort=True)["value"]
+    g = df.groupby(keys, sort=True, dropna=False)["value"]  # older tables have NaN settings: keep them
     out = g.agg(mean="mean", std="std", seeds="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
     return out
 
 
+def _describe(column: str, value) -> str:
+    if value is pd.NA or value == "" or (isinstance(value, float) and np.isnan(value)):
+        return f"{column} ?"  # a table written before the column existed
+    if column == "label_diffusion":
+        return "Label Diffusion " + ("on" if value else "off")
+    if column in ("spacing", "precision"):
+        return f"{value} spacing" if column == "spacing" else str(value)
+    return f"{column} {value:g}"
+
+
 def series_labels(df: pd.DataFrame) -> list[str]:
-    """One name per row's (model, setting): the model, plus the setting when a model has several."""
+    """One name per row's (model, setting): the model, plus the setting when a model has several (sampler, steps,
+    guidance, eta when nonzero, and every other setting column that differs between the model's settings)."""
+    others = [c for c in SETTING if c not in ("sampler", "steps", "guidance", "eta")]
+    varying = {m: [c for c in others if g[c].nunique(dropna=False) > 1] for m, g in df.groupby("model")}
     settings = df.groupby("model")[list(SETTING)].apply(lambda g: len(g.drop_duplicates()))
-    return [m if settings[m] == 1 else f"{m} ({s}, {st} steps, g {g:g}" + (f", eta {e:g})" if e else ")")
-            for m, s, st, g, e in zip(df["model"], df["sampler"], df["steps"], df["guidance"], df["eta"])]
+    labels = []
+    for r in df[["model", *SETTING]].itertuples(index=False):
+        if settings[r.model] == 1:
+            labels.append(r.model)
+            continue
+        parts = [r.sampler, f"{r.steps} steps", f"g {r.guidance:g}"] + ([f"eta {r.eta:g}"] if r.eta else [])
+        labels.append(f"{r.model} ({', '.join(parts + [_describe(c, getattr(r, c)) for c in varying[r.model]])})")
+    return labels
 
 
 def condition_label(corruption: str, severity: float) -> str:

@@ -28,7 +28,7 @@ SETTING = ("model", *SAMPLER_SETTING)
 def drops(df: pd.DataFrame, metric: str = "miou") -> pd.DataFrame:
     """drop = clean - corrupted per (model, setting, corruption, severity), seed means; empty without clean rows."""
     sub = df[df["metric"] == metric]
-    mean = sub.groupby([*SETTING, "corruption", "severity"], sort=True)["value"].mean().reset_index()
+    mean = sub.groupby([*SETTING, "corruption", "severity"], sort=True, dropna=False)["value"].mean().reset_index()
     clean = mean[mean["corruption"] == "clean"][[*SETTING, "value"]].rename(columns={"value": "clean"})
     noisy = mean[mean["corruption"] != "clean"].rename(columns={"value": "corrupted"})
     out = noisy.merge(clean, on=list(SETTING), how="inner")
@@ -175,12 +175,12 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
     """{model: {condition: (N * seeds, K, K)}} for a finished run folder, segmenting its saved samples again.
 
     Seeds are stacked along the label axis (a unit is a label under one seed). `setting` picks one sampler
-    setting by its folder name (e.g. "ancestral_25steps_g1.5") when a model was run with several.
+    setting by its folder name (e.g. "ancestral_25steps_g1.5_fp32-1f0c9a2e") when a model was run with several.
     """
     from .config import load_config
     from .scoring import plan_metrics
     from .segmenter import load_segmenter
-    from .store import CLEAN, Cell, Condition, Setting, label_path, read_png, sample_path
+    from .store import CLEAN, Condition, label_path, read_png, setting_dir
 
     run = Path(run)
     config = load_config(run / "config.json")
@@ -195,15 +195,12 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
         rows = df[(df["model"] == model) & (df["metric"] == "miou")]
         if rows.empty:
             raise ValueError(f"{run} has no mIoU rows for model {model!r}; models: {sorted(df['model'].unique())}")
-        have = {Setting(s, int(st), float(g), float(e))
-                for s, st, g, e in zip(rows["sampler"], rows["steps"], rows["guidance"], rows["eta"])}
-        settings = {s for s in have if setting is None or s.folder == setting}
-        if len(settings) != 1:
-            raise ValueError(f"model {model!r} has settings {sorted(s.folder for s in have)} in {run}; "
-                             "pick one with setting=")
-        (chosen,) = settings
-        rows = rows[(rows["sampler"] == chosen.sampler) & (rows["steps"] == chosen.steps)
-                    & (rows["guidance"] == chosen.guidance) & (rows["eta"] == chosen.eta)]
+        folders = [_setting_folder(r) for r in rows[list(SAMPLER_SETTING)].to_dict("records")]
+        have = sorted(set(folders))
+        if (setting is None and len(have) != 1) or (setting is not None and setting not in have):
+            raise ValueError(f"model {model!r} has settings {have} in {run}; pick one with setting=")
+        chosen = setting or have[0]
+        rows = rows[[f == chosen for f in folders]]
         per_seed: dict[str, list[np.ndarray]] = {}
         for seed in config.seeds:
             for _, r in rows[rows["seed"] == seed].drop_duplicates(["corruption", "severity"]).iterrows():
@@ -211,8 +208,8 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
                 n = int(r["n"]) // config.samples
                 if len(labels) < n:
                     labels.update({i: read_png(label_path(run, Condition(CLEAN, 0.0, 0), i)) for i in range(len(labels), n)})
-                cell = Cell(model, chosen, cond)
-                paths = [sample_path(run, cell, i, j) for i in range(n) for j in range(config.samples)]
+                where = setting_dir(run, model, chosen) / cond.folder
+                paths = [where / f"{i:05d}_{j}.png" for i in range(n) for j in range(config.samples)]
                 missing = [p for p in paths if not p.is_file()]
                 if missing:
                     raise ValueError(f"{len(missing)} samples of {model} are missing (e.g. {missing[0]}); "
@@ -225,3 +222,21 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
                 per_seed.setdefault(name, []).append(cms)
         out[model] = {k: np.concatenate(v) for k, v in per_seed.items() if len(v) == len(config.seeds)}
     return out
+
+
+def _setting_folder(columns: dict) -> str:
+    """The setting folder of a table row's setting columns (`store.setting_folder`; older tables: the folder
+    name the bench used before it recorded the whole setting)."""
+    from scdm.settings import SamplingSettings
+
+    from .store import REFERENCE_SETTING, setting_folder
+
+    c = columns
+    if c["sampler"] == REFERENCE_SETTING:
+        return REFERENCE_SETTING
+    if c["precision"] == "":  # written before the precision column existed
+        return f"{c['sampler']}_{c['steps']}steps_g{c['guidance']:g}" + (f"_eta{c['eta']:g}" if c["eta"] else "")
+    return setting_folder(SamplingSettings(
+        sampler=c["sampler"], steps=int(c["steps"]), spacing=c["spacing"], guidance=float(c["guidance"]),
+        extrapolation=float(c["extrapolation"]), dynamic_threshold=float(c["dynamic_threshold"]), eta=float(c["eta"]),
+        precision=c["precision"], label_diffusion=bool(c["label_diffusion"])))

@@ -3,31 +3,34 @@
 Order: config -> dataset files -> models vs label ids -> metric weights -> sampling -> metrics -> report, so
 bad input fails before any long work. Under `torchrun` each process samples the images with
 index % WORLD_SIZE == RANK (files shared through the run folder); rank 0 then scores and writes the table.
-Finished images and scored cells are skipped on a re-run, so a killed run resumes where it stopped.
+Finished images and scored cells are skipped on a re-run, so a killed run resumes where it stopped. A cell is
+identified by its model's weights (`Pipeline.digest`) and its fully resolved sampler setting on this device
+(`scdm.settings.resolve`): a different setting is a new cell, and a cell folder whose identity changed (other
+weights under the same model name) stops the run before any sampling, so one table never mixes them.
 """
 from __future__ import annotations
 
-import datetime
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
 
 from scdm.checkpoint import atomic_write_bytes
+from scdm.distributed import Distributed, setup
 
 from . import report
-from .config import BenchConfig, Mode, ModelKind, ModelSpec, Reference, Sampler, SamplerSpec, to_dict, validate
+from .config import BenchConfig, Mode, ModelKind, ModelSpec, Reference, requested_settings, to_dict, validate
 from .datasets import Split, dataset_labels, load_eval, load_train, mean_colours, unlabeled_id
 from .sampling import LabelBank, pending, sample_diffusion, shard, write_flat_paint, write_real
 from .scoring import Scorer, build_scorer, plan_metrics
-from .store import CLEAN, Cell, Condition, Setting, read_json, read_png, rows_path, sample_path, write_json
+from .store import (CLEAN, IDENTITY_NAME, Cell, Condition, cell_identity, identity_changes, read_json, read_png,
+                    rows_path, sample_path, setting_dir, setting_folder, unidentified_folder, write_json)
 
 if TYPE_CHECKING:
     from scdm.pipeline import Pipeline
+    from scdm.settings import SamplingSettings
 
 
 class Events:
@@ -49,60 +52,11 @@ class Model:
 
     spec: ModelSpec
     pipe: Pipeline | None = None  # for diffusion models
-    label_diffusion: bool = False
+    settings: tuple[SamplingSettings, ...] = ()  # distinct resolved sampler settings; empty for reference rows
 
-    def settings(self, config: BenchConfig) -> list[Setting]:
-        if self.pipe is None:
-            return [Setting()]
-        card = self.pipe.card.sampler
-        return list(dict.fromkeys(Setting(s.sampler.value, s.steps, card.guidance if s.guidance is None else float(s.guidance),
-                                          _eta(s, card.eta)) for s in config.samplers))
-
-
-def _eta(spec: SamplerSpec, default: float) -> float:
-    """The DDIM eta a setting runs with: the spec's, else the checkpoint's; 0 for the other samplers."""
-    if spec.sampler != Sampler.DDIM:
-        return 0.0
-    return float(default if spec.eta is None else spec.eta)
-
-
-# ---------------------------------------------------------------------------------------------- distributed
-
-def _distributed() -> tuple[int, int, bool]:
-    """(rank, world size, whether this call initialised the process group) from torchrun's variables."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, False
-    import torch.distributed as dist
-
-    created = False
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend, timeout=datetime.timedelta(hours=12))
-        created = True
-    return dist.get_rank(), dist.get_world_size(), created
-
-
-def _all_ok(ok: bool, world: int) -> bool:
-    """True when every process reports ok (one all-reduce)."""
-    if world == 1:
-        return ok
-    import torch.distributed as dist
-
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    flag = torch.tensor([1 if ok else 0], dtype=torch.int32, device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-    return bool(flag.item())
-
-
-def _device(config: BenchConfig) -> str:
-    if config.device:
-        return config.device
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return "cpu"
+    def identity(self, settings: SamplingSettings | None) -> dict:
+        """The cell.json of this model's `settings` folder."""
+        return cell_identity(self.spec.name, self.spec.kind.value, settings, self.pipe.digest if self.pipe else None)
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -114,8 +68,23 @@ def conditions(config: BenchConfig) -> list[Condition]:
     return out
 
 
+def check_precisions(config: BenchConfig, device: str) -> None:
+    """Every precision the config names must run on `device` (fp16 needs a GPU); checked before loading data."""
+    from scdm.precision import autocast_dtype
+
+    asked = [("precision", config.precision)] + [(f"samplers[{i}].precision", s.precision)
+                                                 for i, s in enumerate(config.samplers)]
+    for where, precision in asked:
+        if precision is not None:
+            try:
+                autocast_dtype(precision, device)
+            except ValueError as e:
+                raise ValueError(f"{where} on {device}: {e}") from None
+
+
 def load_models(config: BenchConfig, split: Split, device: str) -> list[Model]:
-    """Load every diffusion checkpoint and check it can encode every label id the run will feed it."""
+    """Load every diffusion checkpoint, check it can encode every label id the run will feed it, and resolve its
+    sampler settings on `device` (the cells' identities)."""
     from scdm.labels import lookup_table
     from scdm.pipeline import load_pipeline
 
@@ -140,8 +109,13 @@ def load_models(config: BenchConfig, split: Split, device: str) -> list[Model]:
         if spec.mode == Mode.SCDM and not pipe.is_scdm:
             raise ValueError(f"model {spec.name!r}: mode 'scdm' needs a Label Diffusion schedule, but {spec.source} is an "
                              f"SDM checkpoint; use mode 'sdm' or 'auto'")
-        ld = pipe.is_scdm if spec.mode == Mode.AUTO else spec.mode == Mode.SCDM
-        models.append(Model(spec, pipe, ld))
+        resolved = []
+        for i, asked in enumerate(requested_settings(config, spec)):
+            try:
+                resolved.append(pipe.resolve(asked))
+            except ValueError as e:
+                raise ValueError(f"model {spec.name!r}, samplers[{i}]: {e}") from None
+        models.append(Model(spec, pipe, tuple(dict.fromkeys(resolved))))
     return models
 
 
@@ -155,15 +129,36 @@ def _sample_counts(config: BenchConfig, n: int, kind: ModelKind, condition: Cond
 
 def _cells(model: Model, config: BenchConfig, conds: Sequence[Condition]) -> list[Cell]:
     if model.spec.kind == ModelKind.REAL:
-        return [Cell(model.spec.name, Setting(), Condition(CLEAN, 0.0, config.seeds[0]))]
-    return [Cell(model.spec.name, s, c) for s in model.settings(config) for c in conds]
+        return [Cell(model.spec.name, None, Condition(CLEAN, 0.0, config.seeds[0]))]
+    if model.spec.kind == ModelKind.FLAT_PAINT:
+        return [Cell(model.spec.name, None, c) for c in conds]
+    return [Cell(model.spec.name, s, c) for s in model.settings for c in conds]
 
 
 def _check_run_folder(out: Path, config: BenchConfig) -> None:
-    """A run folder holds one dataset setting; models, corruptions and seeds may be added on a re-run."""
+    """A run folder holds one dataset setting; models, settings, corruptions and seeds may be added on a re-run."""
     old = read_json(out / "config.json")
     if old is not None and old.get("dataset") != to_dict(config.dataset):
         raise ValueError(f"{out} holds a run on another dataset setting ({old.get('dataset')}); use a new --out")
+    legacy = unidentified_folder(out)
+    if legacy is not None:
+        raise ValueError(f"{legacy} has samples but no {IDENTITY_NAME}: it was made by an older bench that did not "
+                         f"record settings and weights, so new cells could not be told from it; use a new --out")
+
+
+def _check_identities(out: Path, models: Sequence[Model]) -> list[tuple[Path, dict]]:
+    """(folder, identity) of every setting folder the run will use; raises when a folder holds other content."""
+    wanted = []
+    for model in models:
+        for settings in model.settings or (None,):
+            folder, ident = setting_dir(out, model.spec.name, setting_folder(settings)), model.identity(settings)
+            old = read_json(folder / IDENTITY_NAME) if (folder / IDENTITY_NAME).exists() else ident
+            if old != ident:
+                changes = identity_changes(old, ident) if isinstance(old, dict) else [f"{IDENTITY_NAME}: unreadable"]
+                raise ValueError(f"{folder} was made with other inputs ({'; '.join(changes)}); use a new --out to keep "
+                                 f"both, or delete that folder to sample it again")
+            wanted.append((folder, ident))
+    return wanted
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -173,25 +168,22 @@ def run(config: BenchConfig, out: str | Path, events: Events | None = None) -> P
     events = events or Events()
     out = Path(out)
     config = validate(config)
-    rank, world, created = _distributed()
-    try:
-        return _run(config, out, events, rank, world)
-    finally:
-        if created:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+    with setup(config.device) as ranks:  # ValueError on every rank for a bad device or LOCAL_RANK
+        return _run(config, out, events, ranks)
 
 
-def _run(config: BenchConfig, out: Path, events: Events, rank: int, world: int) -> Path | None:
+def _run(config: BenchConfig, out: Path, events: Events, ranks: Distributed) -> Path | None:
     t0 = time.time()
-    device = _device(config)
+    rank, world, device = ranks.rank, ranks.world_size, str(ranks.device)
     error: BaseException | None = None
     try:
-        _check_run_folder(out, config)
+        check_precisions(config, device)
+        if rank == 0:
+            _check_run_folder(out, config)
         events.message(f"loading {config.dataset.kind.value} labels and images")
         split = load_eval(config.dataset, config.limit)
         models = load_models(config, split, device)
+        identities = _check_identities(out, models) if rank == 0 else []
         plan = plan_metrics(config)
         needs_train = any(m.spec.kind == ModelKind.FLAT_PAINT for m in models) or config.dataset.reference == Reference.TRAIN
         n_ref = config.dataset.reference_images or len(split)
@@ -206,9 +198,12 @@ def _run(config: BenchConfig, out: Path, events: Events, rank: int, world: int) 
             events.message(f"loading metric models ({', '.join(m.value for m in plan.metrics)})")
             scorer = build_scorer(plan, ref_images, ref_key, device=device, batch_size=config.metric_batch_size)
             write_json(out / "config.json", to_dict(config))
+            for folder, ident in identities:  # before any image, so every image has its identity beside it
+                if not (folder / IDENTITY_NAME).exists():
+                    write_json(folder / IDENTITY_NAME, ident)
     except Exception as e:  # every process must hear about it, or the others would wait at the next collective
         error = e
-    if not _all_ok(error is None, world):
+    if not ranks.all_ok(error is None):
         if error is not None:
             raise error
         raise ValueError("setup failed on another process; see its error")
@@ -222,21 +217,17 @@ def _run(config: BenchConfig, out: Path, events: Events, rank: int, world: int) 
                                  None, ())) if train is not None else None
     for model in models:
         cells = _cells(model, config, conds)
-        for setting in dict.fromkeys(c.setting for c in cells):
-            jobs = [job for c in cells if c.setting == setting
+        for setting in dict.fromkeys(c.settings for c in cells):
+            jobs = [job for c in cells if c.settings == setting
                     for job in pending(out, [c], mine, _sample_counts(config, len(split), model.spec.kind, c.condition))]
-            events.stage(f"sampling {model.spec.name}" + (f" {setting.folder}" if setting.sampler != "none" else ""), len(jobs))
+            events.stage(f"sampling {model.spec.name}" + (f" {setting_folder(setting)}" if setting else ""), len(jobs))
             if model.spec.kind == ModelKind.DIFFUSION:
-                sample_diffusion(model.pipe, jobs, bank, out, batch_size=config.batch_size,
-                                 label_diffusion=model.label_diffusion, precision=config.precision, progress=events.advance)
+                sample_diffusion(model.pipe, jobs, bank, out, batch_size=config.batch_size, progress=events.advance)
             elif model.spec.kind == ModelKind.REAL:
                 write_real(jobs, split, out, events.advance)
             else:
                 write_flat_paint(jobs, bank, colours, out, events.advance)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+    ranks.barrier()
     if rank != 0:
         return None
     t_sample = time.time() - t0
@@ -256,7 +247,7 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
     for model, cell in all_cells:
         counts = _sample_counts(config, n, model.spec.kind, cell.condition)
         context = f"{scorer.context}|n{n}|s{config.samples}|d{config.diversity_labels}x{config.diversity_samples}"
-        path = rows_path(out, cell, context)
+        path = rows_path(out, cell, model.identity(cell.settings), context)
         cached = read_json(path)
         if cached is None or not wanted <= set(cached.get("metrics", ())):
             images = _load_samples(out, cell, range(n), config.samples if model.spec.kind == ModelKind.DIFFUSION else 1)
@@ -272,8 +263,8 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
             if r["metric"] in wanted:
                 rows.append({"model": cell.model, "dataset": config.dataset.kind.value,
                              "corruption": cell.condition.corruption, "severity": cell.condition.severity,
-                             "seed": cell.condition.seed, "sampler": cell.setting.sampler, "steps": cell.setting.steps,
-                             "guidance": cell.setting.guidance, "eta": cell.setting.eta, **r})
+                             "seed": cell.condition.seed, **report.setting_columns(cell.settings),
+                             "weights": model.pipe.digest if model.pipe else "", **r})
         events.advance(1)
     df = report.frame(rows)
     csv, _ = report.write_table(df, out)

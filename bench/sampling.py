@@ -14,8 +14,6 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from scdm.config import Precision
-
 from .datasets import Split, flat_paint
 from .store import Cell, Condition, label_path, sample_path, write_png
 
@@ -39,7 +37,12 @@ def shard(n: int, rank: int = 0, world_size: int = 1) -> list[int]:
 
 
 class LabelBank:
-    """Clean and corrupted label maps of a split, computed once per condition (noise_sim, seeded per map)."""
+    """Clean and corrupted label maps of a split, computed once per condition (noise_sim, seeded per map).
+
+    DS starts from the split's original-resolution label files when it has them, as the paper's DS folder was
+    made (SPEC §6: 683 x 512 -> 64 x 64 -> 256 x 256, not 256 -> 64 -> 256); Edge and Random, like the
+    reference's scripts, corrupt the maps at the evaluation resolution.
+    """
 
     def __init__(self, split: Split, unlabeled: int):
         self.split = split
@@ -58,7 +61,14 @@ class LabelBank:
         import noise_sim
 
         out = np.empty_like(self.split.labels)
-        inst = self.split.instances
+        inst, originals = self.split.instances, self.split.originals
+        if c.corruption == "ds" and originals is not None:
+            from noise_sim.paper import ds_from_original
+
+            factor = noise_sim.resolve_params("ds", c.severity)["factor"]
+            for i in range(len(self.split)):
+                out[i] = ds_from_original(torch.from_numpy(originals[i]), factor=factor, size=out.shape[1:]).numpy()
+            return out
         for i in range(len(self.split)):
             g = torch.Generator().manual_seed(corruption_seed(c.seed, i))
             out[i] = noise_sim.corrupt(
@@ -90,13 +100,13 @@ def pending(run: Path, cells: Sequence[Cell], indices: Sequence[int], counts: Se
             if not sample_path(run, c, i, j).exists()]
 
 
-def sample_diffusion(pipe, jobs: Sequence[Job], bank: LabelBank, run: Path, *, batch_size: int, label_diffusion: bool,
-                     precision: Precision | None = None, progress: Progress | None = None) -> None:
-    """Generate every job with `pipe` in batches and write the PNGs; all jobs share one sampler setting."""
+def sample_diffusion(pipe, jobs: Sequence[Job], bank: LabelBank, run: Path, *, batch_size: int,
+                     progress: Progress | None = None) -> None:
+    """Generate every job with `pipe` in batches and write the PNGs; all jobs share one resolved sampler setting."""
     if not jobs:
         return
-    setting = jobs[0].cell.setting
-    assert all(job.cell.setting == setting for job in jobs)
+    settings = jobs[0].cell.settings
+    assert settings is not None and all(job.cell.settings == settings for job in jobs)
     # The edge channel comes from the dataset's clean instance maps when it has them (corruptions change only
     # the label map); without instance maps the pipeline derives it from the label it is given.
     instances = bank.split.instances if pipe.card.labels.use_edges else None
@@ -105,9 +115,7 @@ def sample_diffusion(pipe, jobs: Sequence[Job], bank: LabelBank, run: Path, *, b
         labels = np.stack([bank.get(job.cell.condition)[job.index] for job in chunk])  # (B, H, W)
         edges = None if instances is None else np.stack([instances[job.index] for job in chunk])
         seeds = [sample_seed(job.cell.condition.seed, job.index, job.j) for job in chunk]
-        images = pipe.generate(labels, seed=seeds, steps=setting.steps, sampler=setting.sampler,
-                               guidance=setting.guidance, eta=setting.eta, label_diffusion=label_diffusion, edges=edges,
-                               precision=precision)
+        images = pipe.generate(labels, settings=settings, seed=seeds, edges=edges)
         for job, image in zip(chunk, images):
             write_png(sample_path(run, job.cell, job.index, job.j), image)
         if progress is not None:

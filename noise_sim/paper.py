@@ -1,6 +1,8 @@
 """The SCDM paper's three label corruptions (SPEC §6), exactly as the reference benchmark made them.
 
-- DS: PIL ``Image.resize(..., NEAREST)`` down by ``factor`` and back up (paper: 256 -> 64 -> 256).
+- DS: PIL ``Image.resize(..., NEAREST)`` down to the (H // factor, W // factor) grid and back up. The paper
+  resized the *original-resolution* annotation straight to 64 x 64 (`image_process/downsample.py`) and its
+  loader then 64 -> 256; ``ds_from_original`` does that, ``ds`` starts from the given (already resized) maps.
 - Edge: 4-neighbour boundaries (both pixels of a differing pair, SPADE ``get_edges``) of the instance map
   (else the label map), dilated by the diamond |dy| + |dx| <= radius, set to ``unlabeled`` (paper: 2).
 - Random: every pixel independently set to ``unlabeled`` with probability ``p`` (paper: 0.1).
@@ -33,12 +35,21 @@ def pil_nearest_index(n_in: int, n_out: int) -> tuple[int, ...]:
 def ds(labels: Tensor, *, factor: int, gens: Sequence[torch.Generator], instances: Tensor | None,
        unlabeled: int) -> Tensor:
     """Nearest down to (max(1, H // factor), max(1, W // factor)), then nearest up, with PIL's indexing."""
+    return ds_from_original(labels, factor=factor, size=tuple(labels.shape[-2:]))
+
+
+def ds_from_original(original: Tensor, *, factor: int, size: tuple[int, int]) -> Tensor:
+    """The paper's DS map of an annotation at its own size: NEAREST to the grid, then NEAREST up to ``size``.
+
+    ``original``: (..., H0, W0) ids at any size (ADE20K 683 x 512); ``size``: the evaluation (h, w). The grid is
+    (max(1, h // factor), max(1, w // factor)), 64 x 64 for factor 4 at 256 px, as the reference made it.
+    """
     factor = check_int("factor", factor, 1)
-    _, h, w = labels.shape
+    (h0, w0), (h, w) = original.shape[-2:], size
     hd, wd = max(1, h // factor), max(1, w // factor)
-    dev = labels.device
-    small = labels.index_select(1, _index(h, hd, dev)).index_select(2, _index(w, wd, dev))  # (B, hd, wd)
-    return small.index_select(1, _index(hd, h, dev)).index_select(2, _index(wd, w, dev))  # one full-size pass
+    dev = original.device
+    small = original.index_select(-2, _index(h0, hd, dev)).index_select(-1, _index(w0, wd, dev))  # (..., hd, wd)
+    return small.index_select(-2, _index(hd, h, dev)).index_select(-1, _index(wd, w, dev))  # one full-size pass
 
 
 def _index(n_in: int, n_out: int, device: torch.device) -> Tensor:

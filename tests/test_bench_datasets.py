@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bench.config import (BenchConfig, CorruptionSpec, DatasetKind, DatasetSpec, Metric, ModelKind, ModelSpec,
-                          Sampler, SamplerSpec, config_to_json, load_config, validate)
+                          Mode, Sampler, SamplingSettings, config_to_json, load_config, validate)
 from bench.datasets import flat_paint, list_pairs, load_eval, load_train, mean_colours
 
 
@@ -113,8 +113,11 @@ def test_config_roundtrip_and_validation(tmp_path) -> None:
                        (BenchConfig(models=(ModelSpec("x"),)), "needs a `source`"),
                        (BenchConfig(dataset=DatasetSpec(kind=DatasetKind.ADE20K)), "needs `root`"),
                        (BenchConfig(seeds=(0, 0)), "distinct"),
-                       (BenchConfig(samplers=(SamplerSpec(eta=1.0),)), "only applies to the ddim"),
-                       (BenchConfig(samplers=(SamplerSpec(Sampler.DDIM, eta=1.5),)), r"eta must be in \[0, 1\]")):
+                       (BenchConfig(samplers=(SamplingSettings(Sampler.ANCESTRAL, eta=1.0),)), "only applies to the ddim"),
+                       (BenchConfig(samplers=(SamplingSettings(Sampler.DDIM, eta=1.5),)), r"samplers\[0\]\.eta must be in"),
+                       (BenchConfig(samplers=()), "empty \\[\\[samplers\\]\\] table is the card's sampler"),
+                       (BenchConfig(models=(ModelSpec("a", "embedded-scdm", mode=Mode.SDM),),
+                                    samplers=(SamplingSettings(label_diffusion=True),)), "mode 'sdm' but samplers")):
         with pytest.raises(ValueError, match=match):
             validate(bad)
     path.write_text(json.dumps({"metrics": ["fid", "psnr"]}))
@@ -141,3 +144,44 @@ def test_folder_layout_with_instances(tmp_path) -> None:
     (tmp_path / "instances" / "s1.png").unlink()
     with pytest.raises(ValueError, match="without an instance map"):
         load_eval(spec)
+
+
+def test_maps_are_read_as_the_reference_reads_them(tmp_path) -> None:
+    """Labels smaller than their photo (CelebAMask-HQ), 8-bit maps, `.convert("L")` instances, clear errors."""
+    root = tmp_path / "celeba"
+    for sub in ("test/images", "test/labels"):
+        (root / sub).mkdir(parents=True)
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(root / "test/images/0.jpg")
+    label = np.zeros((32, 32), np.uint8)
+    label[:, 16:] = 18
+    Image.fromarray(label).save(root / "test/labels/0.png")
+    spec = DatasetSpec(kind=DatasetKind.CELEBAMASK_HQ, root=str(root), resolution=16)
+    split = load_eval(spec)
+    assert split.labels.shape == (1, 16, 16) and set(np.unique(split.labels[0])) == {0, 18}
+    assert split.originals is not None and split.originals[0].shape == (32, 32)  # DS starts here
+    Image.fromarray(np.zeros((32, 48), np.uint8)).save(root / "test/labels/0.png")
+    with pytest.raises(ValueError, match="aspect ratio"):
+        load_eval(spec)
+    Image.fromarray(np.full((32, 32), 300, np.uint16)).save(root / "test/labels/0.png")
+    with pytest.raises(ValueError, match="has id 300; this dataset's maps are 8 bit"):
+        load_eval(spec)  # the reference would clip it to 255
+
+    coco = tmp_path / "coco"
+    for sub in ("val_img", "val_label", "val_inst"):
+        (coco / sub).mkdir(parents=True)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(coco / "val_img" / "x.jpg")
+    Image.fromarray(np.full((16, 16), 7, np.uint8)).save(coco / "val_label" / "x.png")
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[:, 8:] = (10, 200, 30)
+    Image.fromarray(rgb).save(coco / "val_inst" / "x.png")
+    split = load_eval(DatasetSpec(kind=DatasetKind.COCO_STUFF, root=str(coco), resolution=16))
+    assert np.array_equal(split.instances[0], np.asarray(Image.fromarray(rgb).convert("L")))  # luma, as the reference
+
+    folder = tmp_path / "folder"
+    for sub in ("images", "labels", "instances"):
+        (folder / sub).mkdir(parents=True)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / "images" / "x.png")
+    Image.fromarray(np.full((16, 16), 300, np.uint16)).save(folder / "labels" / "x.png")
+    Image.fromarray(rgb).save(folder / "instances" / "x.png")
+    split = load_eval(DatasetSpec(kind=DatasetKind.FOLDER, root=str(folder), resolution=16))
+    assert split.labels.max() == 300 and split.instances.max() == 10 * 65536 + 200 * 256 + 30  # no reference: wide ids

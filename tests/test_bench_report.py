@@ -56,6 +56,38 @@ def test_tables_written_before_the_eta_column_still_read(tmp_path) -> None:
     assert (df["eta"] == 0).all()
 
 
+def test_tables_written_before_the_setting_columns_read_as_not_recorded(tmp_path) -> None:
+    from bench.robustness import drops
+
+    df = synthetic(seeds=(0,))
+    before = ["model", "dataset", "corruption", "severity", "seed", "sampler", "steps", "guidance", "eta", "metric",
+              "value", "n"]  # the columns before cell identities
+    df[before].to_csv(tmp_path / "metrics.csv", index=False)
+    got = read_table(tmp_path / "metrics.csv")
+    pd.testing.assert_frame_equal(got, df)
+    assert got["extrapolation"].isna().all() and (got["precision"] == "").all() and got["label_diffusion"].isna().all()
+    assert "| scdm | 0.7500 |" in markdown_tables(got)  # NaN settings are still one setting per model
+    assert len(drops(got)) == 2 * 3
+
+
+def test_settings_that_differ_in_any_column_stay_separate_rows(tmp_path) -> None:
+    from bench.report import REFERENCE_COLUMNS, SETTING
+
+    df = synthetic(seeds=(0,))
+    models = df[df["model"] != "real"].assign(spacing="ddim", extrapolation=0.8, dynamic_threshold=0.95,
+                                              precision="fp16", label_diffusion=True, weights="0123456789abcdef")
+    real = df[df["model"] == "real"].assign(**REFERENCE_COLUMNS)
+    bf16 = models[models["model"] == "scdm"].assign(precision="bf16", value=lambda d: d["value"] + 0.1)
+    df = frame(pd.concat([models, real, bf16]).to_dict("records"))
+    write_table(df, tmp_path)
+    pd.testing.assert_frame_equal(read_table(tmp_path / "metrics.csv"), df)
+    pd.testing.assert_frame_equal(read_table(tmp_path), df)
+    assert df["label_diffusion"].tolist().count(False) == 1 and set(SETTING) < set(df.columns)
+    text = markdown_tables(df)
+    assert "| scdm (ancestral, 25 steps, g 1.5, fp16) | 0.7500 |" in text
+    assert "| scdm (ancestral, 25 steps, g 1.5, bf16) | 0.8500 |" in text and "| sdm | 0.7000 |" in text
+
+
 def test_plots_from_the_frame_alone(tmp_path) -> None:
     from bench.plots import plot_all
 

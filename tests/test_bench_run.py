@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from bench.config import (BenchConfig, CorruptionSpec, DatasetKind, DatasetSpec, Metric, ModelKind, ModelSpec,
-                          Precision, Reference, Sampler, SamplerSpec, config_to_json)
+                          Precision, Reference, Sampler, SamplingSettings, config_to_json)
 from bench.report import COLUMNS, read_table
 from bench.run import Events, run
 
@@ -68,7 +68,7 @@ def tiny_config(assets, **kw) -> BenchConfig:
         models=(ModelSpec("scdm", str(assets["scdm"])), ModelSpec("sdm", str(assets["sdm"])),
                 ModelSpec("real", kind=ModelKind.REAL), ModelSpec("flat-paint", kind=ModelKind.FLAT_PAINT)),
         corruptions=(CorruptionSpec("ds", (0.4,)), CorruptionSpec("random", (0.2,))),
-        samplers=(SamplerSpec(steps=2),), diversity_labels=2, diversity_samples=2, metrics=METRICS,
+        samplers=(SamplingSettings(steps=2),), diversity_labels=2, diversity_samples=2, metrics=METRICS,
         segmenter=str(assets["seg"]), batch_size=3, metric_batch_size=4, device="cpu", grid_labels=2, figures=False,
         precision=Precision.FP32)
     return replace(cfg, **kw)
@@ -185,7 +185,7 @@ def test_ade20k_folder_layout_end_to_end(tmp_path: Path) -> None:
     seg = _tiny_segmenter(tmp_path / "ade-seg", range(1, 151))
     cfg = BenchConfig(dataset=DatasetSpec(kind=DatasetKind.ADE20K, root=str(root), resolution=32, reference=Reference.EVAL),
                       models=(ModelSpec("ade-scdm", str(ckpt)), ModelSpec("flat-paint", kind=ModelKind.FLAT_PAINT)),
-                      corruptions=(CorruptionSpec("edge", (0.3,)),), samplers=(SamplerSpec(steps=2),),
+                      corruptions=(CorruptionSpec("edge", (0.3,)),), samplers=(SamplingSettings(steps=2),),
                       diversity_labels=0, metrics=(Metric.FD_EFFNETL0, Metric.MIOU, Metric.MIOU_NOISY),
                       segmenter=str(seg), device="cpu")
     run(cfg, tmp_path / "out")
@@ -257,10 +257,12 @@ def test_robustness_reproduces_the_table_and_writes_its_report(base_run: Path, c
 
 def test_ddim_eta_settings_are_separate_cells(assets, tmp_path: Path) -> None:
     cfg = tiny_config(assets, models=(ModelSpec("sdm", str(assets["sdm"])),), corruptions=(), diversity_labels=0,
-                      metrics=(Metric.MIOU,), samplers=(SamplerSpec(Sampler.DDIM, 2), SamplerSpec(Sampler.DDIM, 2, eta=1.0)))
+                      metrics=(Metric.MIOU,),
+                      samplers=(SamplingSettings(Sampler.DDIM, 2), SamplingSettings(Sampler.DDIM, 2, eta=1.0)))
     run(cfg, tmp_path)
     df = read_table(tmp_path)
     assert sorted(df["eta"]) == [0.0, 1.0]
-    a, b = (np.stack([np.asarray(Image.open(p)) for p in sorted((tmp_path / "samples" / "sdm" / f).rglob("*.png"))])
-            for f in ("ddim_2steps_g1.5", "ddim_2steps_g1.5_eta1"))
+    folders = sorted((tmp_path / "samples" / "sdm").iterdir())  # ddim_2steps_g1.5_fp32-..., ddim_2steps_g1.5_eta1_fp32-...
+    assert [f.name.split("-")[0] for f in folders] == ["ddim_2steps_g1.5_eta1_fp32", "ddim_2steps_g1.5_fp32"]
+    b, a = (np.stack([np.asarray(Image.open(p)) for p in sorted(f.rglob("*.png"))]) for f in folders)
     assert a.shape == b.shape == (4, 32, 32, 3) and (a != b).any()  # eta reaches the sampler

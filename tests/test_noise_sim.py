@@ -53,7 +53,7 @@ def gen(seed: int = 0) -> torch.Generator:
 
 def test_kinds_are_registered():
     assert set(KINDS) == {"ds", "edge", "random", "shaky", "overpaint", "underpaint", "polygon", "confusion",
-                          "missing", "scribble", "mixture"}
+                          "missing", "scribble", "mixture", "partial", "blobs", "warp", "colour"}
     assert noise_sim.PAPER_KINDS == ("ds", "edge", "random")
 
 
@@ -90,7 +90,7 @@ def test_seeded_determinism(kind):
     a = noise_sim.corrupt(x, kind, severity=0.7, generator=gen(5))
     b = noise_sim.corrupt(x, kind, severity=0.7, generator=gen(5))
     assert torch.equal(a, b)
-    if kind not in ("ds", "edge", "missing"):  # no randomness (missing: only with its option p < 1)
+    if kind not in ("ds", "edge", "missing", "partial"):  # no randomness (missing: only with its option p < 1)
         assert any(not torch.equal(a, noise_sim.corrupt(x, kind, severity=0.7, generator=gen(s))) for s in (6, 7))
 
 
@@ -157,6 +157,20 @@ def test_ds_matches_pil_nearest(seed):
     expected = np.asarray(small.resize((w, h), Image.NEAREST))
     got = noise_sim.corrupt(torch.from_numpy(x), "ds", factor=factor)
     assert np.array_equal(got.numpy(), expected)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ds_from_original_matches_pil_nearest(seed):
+    """The paper's DS folder: the original-size map straight to the grid, then up to the evaluation size."""
+    from noise_sim.paper import ds_from_original
+
+    rs = np.random.RandomState(seed)
+    h0, w0, h, w = rs.randint(5, 700, size=4)
+    factor = int(rs.randint(1, 9))
+    x = rs.randint(0, 151, size=(h0, w0)).astype(np.uint8)
+    small = Image.fromarray(x).resize((max(1, w // factor), max(1, h // factor)), Image.NEAREST)
+    expected = np.asarray(small.resize((w, h), Image.NEAREST))
+    assert np.array_equal(ds_from_original(torch.from_numpy(x), factor=factor, size=(h, w)).numpy(), expected)
 
 
 def test_ds_paper_setting_is_block_sampling():
