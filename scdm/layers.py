@@ -167,7 +167,9 @@ class AttentionBlock(nn.Module):
         b, c, *spatial = x.shape
         flat = x.reshape(b, c, -1)
         qkv = self.qkv(self.norm(flat))  # (B, 3C, T), per head [q, k, v] blocks ("legacy" order)
-        qkv = qkv.reshape(b, self.num_heads, 3 * c // self.num_heads, -1).transpose(-1, -2)  # (B, H, T, 3ch)
+        # (B, H, T, 3ch), made contiguous: SDPA's fused kernels (flash, memory-efficient) need stride 1 in the
+        # last dim and would otherwise fall back to the slow math kernel
+        qkv = qkv.reshape(b, self.num_heads, 3 * c // self.num_heads, -1).transpose(-1, -2).contiguous()
         q, k, v = qkv.chunk(3, dim=-1)
         h = F.scaled_dot_product_attention(q, k, v)  # (B, H, T, ch)
         h = h.transpose(-1, -2).reshape(b, c, -1)
