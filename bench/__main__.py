@@ -107,9 +107,9 @@ def _model_name(source: str) -> str:
 def _limit_threads(argv: list[str] | None) -> None:
     """Honour --threads before numpy and torch start their thread pools."""
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--threads", type=int)
+    pre.add_argument("--threads")  # text: a bad value is left for the full parser to report
     threads = pre.parse_known_args(argv)[0].threads
-    if threads:
+    if threads and threads.isdigit() and int(threads) > 0:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(threads)
 
@@ -191,9 +191,11 @@ def _robustness(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     _limit_threads(argv)
+    from scdm.cli import ArgumentParser, run
+
     from .config import DatasetKind, Metric, Precision, Reference, Sampler, Spacing
 
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+    parser = ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="corrupt labels, sample, score, write the report", epilog=LAYOUTS,
@@ -264,11 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--threads", type=int, help="torch CPU threads")
     b.set_defaults(fn=_robustness)
     args = parser.parse_args(argv)
-    try:
-        return args.fn(args)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run(parser.prog, lambda: args.fn(args))  # a user error: one line on stderr, exit code 2
 
 
 if __name__ == "__main__":

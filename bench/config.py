@@ -1,8 +1,9 @@
 """What a benchmark run is: dataset x models x corruptions x severities x seeds x sampler settings.
 
-Every choice is an Enum; a config file (JSON or TOML) holds the same fields as `BenchConfig`. A sampler
-setting is `scdm.settings.SamplingSettings`: a `[[samplers]]` table gives any subset of its fields, and every
-field it leaves out is the model card's default (an empty table is the card's own sampler).
+Every choice is an Enum; a config file (JSON or TOML) holds the same fields as `BenchConfig` (and optionally
+`format = 1`), read and type-checked by `scdm.serialize`. A sampler setting is `scdm.settings.SamplingSettings`:
+a `[[samplers]]` table gives any subset of its fields, and every field it leaves out is the model card's default
+(an empty table is the card's own sampler).
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from scdm.config import Precision, Sampler, Spacing  # noqa: F401  (part of this module's API)
+from scdm.serialize import from_json_value, split_format, to_json_value
 from scdm.settings import SamplingSettings
 
 
 class DatasetKind(str, enum.Enum):
-    """Dataset layouts the bench reads (SPEC §7 encodings)."""
+    """Dataset layouts the bench reads (docs/method.md §7 encodings)."""
 
     EMBEDDED = "embedded"  # the procedural world of `scdm.world`; needs no files
     ADE20K = "ade20k"  # ADEChallengeData2016: images/<split>/*.jpg, annotations/<split>/*.png
@@ -125,7 +127,7 @@ class BenchConfig:
     corruptions: tuple[CorruptionSpec, ...] = field(default_factory=paper_corruptions)
     clean: bool = True  # score clean labels too (corruption "clean", severity 0)
     seeds: tuple[int, ...] = (0,)  # each seed re-draws corruptions and sampling noise; error bars over seeds
-    # sampler settings, each a column family of the table; a field left None is the card's default (SPEC §5)
+    # sampler settings, each a column family of the table; a field left None is the card's default (docs/method.md §5)
     samplers: tuple[SamplingSettings, ...] = (SamplingSettings(Sampler.ANCESTRAL, 25),)  # the reference 25-step mode
     limit: int | None = None  # use only the first N labels
     samples: int = 1  # samples per label scored by FID/KID/mIoU
@@ -223,64 +225,20 @@ def validate(config: BenchConfig) -> BenchConfig:
 
 # ---------------------------------------------------------------------------------------------- (de)serialisation
 
-_ENUMS = {"kind": None, "reference": Reference, "mode": Mode, "precision": Precision}
-_NESTED = {"dataset": DatasetSpec, "models": ModelSpec, "corruptions": CorruptionSpec, "samplers": SamplingSettings}
+# "format" of a saved config (a run folder's config.json, `config_to_json`); a hand-written file may leave it out
+# (format 1). Fields are read and type-checked by scdm.serialize, errors name the field: `samplers[0].steps: ...`.
+CONFIG_FORMAT = 1
 
 
-def to_dict(obj: Any) -> Any:
-    """Config -> JSON-ready dict (enums become values, tuples lists)."""
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
-    return obj
+def config_document(config: BenchConfig) -> dict[str, Any]:
+    """The saved JSON object: the format version, then BenchConfig's fields."""
+    return {"format": CONFIG_FORMAT, **to_json_value(config)}
 
 
-def _enum(cls: type[enum.Enum], value: Any, where: str) -> enum.Enum:
-    try:
-        return cls(value)
-    except ValueError:
-        raise ValueError(f"{where}: {value!r} is not one of {[e.value for e in cls]}") from None
-
-
-def from_dict(cls: type, data: Any, where: str = "config") -> Any:
-    """Build `cls` from a dict; unknown keys and bad values raise a ValueError naming the field."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a table/object, got {type(data).__name__}")
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ValueError(f"{where}: unknown fields {unknown}; known fields are {sorted(fields)}")
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        at = f"{where}.{key}"
-        if cls is SamplingSettings:  # SamplingSettings type-checks its fields; one at a time names the bad one
-            try:
-                kwargs[key] = getattr(SamplingSettings(**{key: value}), key)
-            except ValueError as e:
-                raise ValueError(f"{at}: {e}") from None
-        elif cls is BenchConfig and key in _NESTED:
-            sub = _NESTED[key]
-            if key == "dataset":
-                kwargs[key] = from_dict(sub, value, at)
-            else:
-                if not isinstance(value, list):
-                    raise ValueError(f"{at}: expected a list")
-                kwargs[key] = tuple(from_dict(sub, v, f"{at}[{i}]") for i, v in enumerate(value))
-        elif key == "kind":
-            kwargs[key] = {DatasetSpec: lambda v: _enum(DatasetKind, v, at), ModelSpec: lambda v: _enum(ModelKind, v, at),
-                           CorruptionSpec: str}[cls](value)
-        elif key == "metrics" and value is not None:
-            kwargs[key] = tuple(_enum(Metric, v, at) for v in value)
-        elif key in _ENUMS and _ENUMS[key] is not None:
-            kwargs[key] = None if value is None and key == "precision" else _enum(_ENUMS[key], value, at)
-        elif isinstance(value, list):
-            kwargs[key] = tuple(value)
-        else:
-            kwargs[key] = value
-    return cls(**kwargs)
+def config_from_document(data: Any) -> BenchConfig:
+    """A BenchConfig from a parsed JSON/TOML document (every field optional)."""
+    _, fields = split_format(data, current=CONFIG_FORMAT, where="")
+    return from_json_value(BenchConfig, fields, where="")
 
 
 def load_config(path: str | Path) -> BenchConfig:
@@ -293,8 +251,11 @@ def load_config(path: str | Path) -> BenchConfig:
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
         raise ValueError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}") from None
-    return from_dict(BenchConfig, data, str(path))
+    try:
+        return config_from_document(data)
+    except ValueError as e:
+        raise ValueError(f"config file {path}: {e}") from None
 
 
 def config_to_json(config: BenchConfig) -> str:
-    return json.dumps(to_dict(config), indent=1)
+    return json.dumps(config_document(config), indent=1)

@@ -2,7 +2,7 @@
 
 Layouts: the embedded world, ADE20K (SPADE/SCDM), CelebAMask-HQ (SDM), COCO-Stuff (SPADE, instance maps),
 Cityscapes (gtFine labelIds / instanceIds) and a plain folder. Files become arrays as the reference's evaluation
-loader makes them (SPEC §7, `resize_arr`): the photo is halved with BOX while its short side is >= 2x the
+loader makes them (docs/method.md §7, `resize_arr`): the photo is halved with BOX while its short side is >= 2x the
 target, then resized once with BICUBIC to resolution x resolution (squashed, not cropped; Cityscapes keeps its
 aspect with the short side at `resolution`); label and instance maps are read as 8 bit, like its
 `.convert("L")`, and resized NEAREST straight from their own size to the photo's final size. Label maps must be
@@ -17,8 +17,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from scdm.config import LabelSpec
-from scdm.datasets import ade20k_labels, celebamask_hq_labels, cityscapes_labels, coco_stuff_labels
-from scdm.presets import world_labels
+from scdm.datasets import dataset_labels as labels_of
+from scdm.label_io import index_array
+from scdm.labels import fill_id, ids_error, invalid_ids, valid_ids
 
 from .config import DatasetKind, DatasetSpec
 
@@ -51,7 +52,7 @@ class Pair:
 
 @dataclass(frozen=True)
 class Protocol:
-    """How one layout's files are read: the reference evaluation loader's choices (SPEC §7)."""
+    """How one layout's files are read: the reference evaluation loader's choices (docs/method.md §7)."""
 
     keep_aspect: bool = False  # short side = resolution (Cityscapes); else squashed to resolution x resolution
     eight_bit_labels: bool = True  # label maps read as 8 bit like `.convert("L")`; ids > 255 raise, never clip
@@ -72,21 +73,16 @@ PROTOCOLS = {
 
 
 def dataset_labels(kind: DatasetKind) -> LabelSpec | None:
-    """The dataset's raw-id encoding (SPEC §7); None for folders (the models' cards decide)."""
-    return {DatasetKind.EMBEDDED: world_labels, DatasetKind.ADE20K: ade20k_labels,
-            DatasetKind.CELEBAMASK_HQ: celebamask_hq_labels, DatasetKind.COCO_STUFF: coco_stuff_labels,
-            DatasetKind.CITYSCAPES: cityscapes_labels}.get(kind, lambda: None)()
+    """The dataset's raw-id encoding (`scdm.datasets.dataset_labels`, docs/method.md §7); None for folders (the models'
+    cards decide)."""
+    return None if kind == DatasetKind.FOLDER else labels_of(kind.value)
 
 
 def unlabeled_id(kind: DatasetKind) -> int:
-    """The raw id corruptions write: ADE20K/world 0, COCO-Stuff 255, Cityscapes 0; CelebA has none (0 = background)."""
+    """The raw id corruptions write (`scdm.labels.fill_id`): ADE20K/world 0, COCO-Stuff 255, Cityscapes 0; CelebA
+    has none (0 = background); folders 0."""
     spec = dataset_labels(kind)
-    return 0 if spec is None or spec.unlabeled_id is None else spec.unlabeled_id
-
-
-def valid_ids(spec: LabelSpec) -> set[int]:
-    ids = set(spec.raw_ids if spec.raw_ids is not None else range(spec.num_classes))
-    return ids | ({spec.unlabeled_id} if spec.unlabeled_id is not None else set())
+    return 0 if spec is None else fill_id(spec)
 
 
 # ---------------------------------------------------------------------------------------------- file layouts
@@ -185,28 +181,26 @@ def resize_photo(image: Image.Image, resolution: int, keep_aspect: bool) -> Imag
     return image.resize((round(image.size[0] * scale), round(image.size[1] * scale)), resample=Image.BICUBIC)
 
 
-_ID_MODES = ("L", "P", "I", "I;16", "I;16L", "I;16B", "1")  # PIL modes whose pixel values are class ids
-
-
 def read_map(path: Path, eight_bit: bool, label: bool) -> Image.Image:
     """A label (`label`) or instance map as an L (8-bit) or I (32-bit) image whose pixel values are the ids.
 
-    8 bit is the reference's `.convert("L")`, except that a palette label map gives its indices (convert would
-    give the palette colours' luma; the papers' datasets are all mode L, where both agree) and label ids above
-    255 raise a ValueError where convert would clip them to 255. Wide maps keep their ids (RGB instance maps:
-    one id per colour, R * 65536 + G * 256 + B).
+    8 bit is the reference's `.convert("L")`. Label maps are index maps read by `scdm.label_io.index_array`, which
+    equals convert for the papers' datasets (all mode L) and differs where convert would go wrong: a palette map
+    gives its indices (not its colours' luma), and 8-bit protocols raise a ValueError for ids above 255 (convert
+    would clip them to 255). Instance maps are converted exactly as the reference does (RGB -> luma) or, wide, keep
+    their ids (RGB instance maps: one id per colour, R * 65536 + G * 256 + B).
     """
     im = _open(path)
-    what = "label map" if label else "instance map"
-    if label and im.mode not in _ID_MODES:
-        raise ValueError(f"{what} {path} has mode {im.mode}; expected a single-channel PNG of class ids")
-    if im.mode == "P" and label:
-        return Image.fromarray(np.asarray(im).astype(np.uint8))  # mode L
-    if eight_bit and label and im.mode not in ("L", "P", "1"):
-        high = int(np.asarray(im).max())
-        if high > 255:
-            raise ValueError(f"{what} {path} has id {high}; this dataset's maps are 8 bit (the reference reads them "
+    if label:
+        try:
+            ids = index_array(im)
+        except ValueError as e:
+            raise ValueError(f"label map {path}: {e}") from None
+        high = int(ids.max(initial=0))
+        if eight_bit and high > 255:
+            raise ValueError(f"label map {path} has id {high}; this dataset's maps are 8 bit (the reference reads them "
                              f"with .convert('L'), which would clip the id to 255); use the folder layout for wider ids")
+        return Image.fromarray(ids.astype(np.uint8)) if eight_bit else Image.fromarray(ids.astype(np.int32))
     if eight_bit:
         return im.convert("L")
     arr = np.asarray(im)
@@ -223,12 +217,12 @@ def _check_proportional(what: str, path: Path, size: tuple[int, int], pair: Pair
 
 
 def read_label(path: Path, protocol: Protocol) -> np.ndarray:
-    """(H0, W0) int32 raw ids of a label file at its own size (the DS corruption starts here, SPEC §6)."""
+    """(H0, W0) int32 raw ids of a label file at its own size (the DS corruption starts here, docs/method.md §6)."""
     return np.asarray(read_map(path, protocol.eight_bit_labels, label=True)).astype(np.int32)
 
 
 def read_pair(pair: Pair, resolution: int, protocol: Protocol,
-              known: set[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+              known: frozenset[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(image (H, W, 3) uint8, label (H, W) int32, instances or None), each as the reference's loader makes it.
 
     `known`: the dataset's raw ids; an id outside it, anywhere in the original map, raises a ValueError.
@@ -238,10 +232,10 @@ def read_pair(pair: Pair, resolution: int, protocol: Protocol,
     label = read_map(pair.label, protocol.eight_bit_labels, label=True)
     _check_proportional("label map", pair.label, label.size, pair, image.size)
     if known is not None:
-        bad = sorted(set(np.unique(np.asarray(label)).tolist()) - known)
+        bad = invalid_ids(np.asarray(label), known)
         if bad:
-            raise ValueError(f"label map {pair.label} has class ids {bad[:10]} that the dataset's encoding does not "
-                             f"have (valid: {sorted(known)[:12]}{' ...' if len(known) > 12 else ''})")
+            valid = f"{sorted(known)[:12]}{' ...' if len(known) > 12 else ''}"
+            raise ValueError(f"label map {pair.label}: {ids_error(bad, valid, of='the dataset encoding')}")
     lab = np.asarray(label.resize(photo.size, resample=Image.NEAREST)).astype(np.int32)
     inst = None
     if pair.instances is not None:

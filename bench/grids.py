@@ -6,28 +6,15 @@ from typing import Sequence
 
 import numpy as np
 
-from .plots import _save
-from .store import Cell, Condition, label_path, read_png, sample_path
+from scdm.labels import ClassTable
+
+from .plots import save_figure
+from .store import Cell, Condition, label_path, read_label_png, read_png, sample_path
 
 
-def palette_lut(palette: Sequence[Sequence[int]] = (), raw_ids: Sequence[int] | None = None, size: int = 65536) -> np.ndarray:
-    """(size, 3) uint8 colours: the given palette for its raw ids, fixed pseudo-random colours elsewhere, 0 black."""
-    rng = np.random.default_rng(0)
-    lut = rng.integers(40, 256, (size, 3)).astype(np.uint8)
-    lut[0] = 0
-    ids = list(raw_ids) if raw_ids is not None else list(range(len(palette)))
-    for i, colour in zip(ids, palette):
-        lut[i] = colour
-    return lut
-
-
-def colourise(label: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    return lut[np.asarray(label, np.int64)]
-
-
-def make_grid(run: Path, condition: Condition, cells: Sequence[Cell], indices: Sequence[int], lut: np.ndarray,
+def make_grid(run: Path, condition: Condition, cells: Sequence[Cell], indices: Sequence[int], table: ClassTable,
               out: Path) -> Path | None:
-    """Save grids/<condition>.png; columns whose files are missing are left out."""
+    """Save grids/<condition>.png, labels coloured by `table`; columns whose files are missing are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,11 +23,12 @@ def make_grid(run: Path, condition: Condition, cells: Sequence[Cell], indices: S
     columns: list[tuple[str, list[np.ndarray]]] = []
     clean = [label_path(run, Condition(seed=condition.seed), i) for i in indices]
     if all(p.exists() for p in clean):
-        columns.append(("label", [colourise(read_png(p), lut) for p in clean]))
+        columns.append(("label", [table.colorize(read_label_png(p)) for p in clean]))
     if not condition.is_clean:
         noisy = [label_path(run, condition, i) for i in indices]
         if all(p.exists() for p in noisy):
-            columns.append((f"{condition.corruption} {condition.severity:g}", [colourise(read_png(p), lut) for p in noisy]))
+            columns.append((f"{condition.corruption} {condition.severity:g}",
+                            [table.colorize(read_label_png(p)) for p in noisy]))
     for cell in cells:
         paths = [sample_path(run, cell, i, 0) for i in indices]
         if all(p.exists() for p in paths):
@@ -55,6 +43,6 @@ def make_grid(run: Path, condition: Condition, cells: Sequence[Cell], indices: S
             axes[r][c].imshow(image, interpolation="nearest")
             axes[r][c].axis("off")
     fig.tight_layout(pad=0.2)
-    path = _save(fig, out)
+    path = save_figure(fig, out)
     plt.close(fig)
     return path

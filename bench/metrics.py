@@ -3,14 +3,16 @@
 Fréchet and kernel distances: torch-fidelity (features -> (mu, Sigma) -> FD; polynomial-kernel MMD).
 Inception-v3 (`fid`, `kid`) is used only when its weights are on disk (torch-fidelity's cache or a path);
 nothing here ever downloads. The offline feature space is EfficientNet-Lite0 (`fd_effnetl0`, `kid_effnetl0`,
-registered with torch-fidelity by `bench.features`). Diversity: LPIPS (the `lpips` package, AlexNet) with a
-local torchvision AlexNet file, else normalised EfficientNet-Lite0 features. mIoU: `bench.segmenter`.
+registered with torch-fidelity by `bench.features`). This is the bench's one Fréchet-distance path: images ->
+`extract` -> `statistics` (mu, Sigma) -> `frechet_distance`, every step torch-fidelity's own function, and reference
+statistics cached by `bench.scoring`. Diversity: LPIPS (the `lpips` package, AlexNet) with a local torchvision
+AlexNet file, else normalised EfficientNet-Lite0 features. mIoU: `bench.segmenter`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -126,11 +128,28 @@ def kernel_distance(features_a: np.ndarray, features_b: np.ndarray, *, subsets: 
 
 # ---------------------------------------------------------------------------------------------- diversity
 
-def feature_diversity(groups: Sequence[np.ndarray]) -> float:
-    """Mean pairwise distance of normalised features within each label's samples (bench.features)."""
-    from .features import feat_diversity
+def feature_diversity(groups: Sequence[np.ndarray] | Mapping[object, np.ndarray]) -> float:
+    """Mean pairwise Euclidean distance between L2-normalised features of samples sharing a label.
 
-    return feat_diversity(list(groups))
+    The offline stand-in for LPIPS diversity: for each label, its (S, D) features from S seeds are
+    normalised to unit length, the mean distance over the S(S-1)/2 pairs is taken (range 0..2), and the
+    per-label means are averaged. Labels with fewer than two samples are skipped.
+    """
+    per_label = []
+    for f in (groups.values() if isinstance(groups, Mapping) else groups):
+        f = np.asarray(f, np.float64)
+        if f.ndim != 2:
+            raise ValueError(f"each label's features must be (samples, dim), got shape {f.shape}")
+        s = f.shape[0]
+        if s < 2:
+            continue
+        u = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+        d2 = np.maximum(2.0 - 2.0 * (u @ u.T), 0.0)  # |a-b|^2 = 2 - 2 a.b for unit vectors
+        iu = np.triu_indices(s, k=1)
+        per_label.append(np.sqrt(d2[iu]).mean())
+    if not per_label:
+        raise ValueError("feat_diversity needs at least one label with two or more samples")
+    return float(np.mean(per_label))
 
 
 def load_lpips(backbone: Path, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -8,12 +8,13 @@ import pandas as pd
 
 from scdm.checkpoint import atomic_write_bytes
 
-from .report import LOWER_IS_BETTER, _metric_order, aggregate, series_labels
+from .report import LOWER_IS_BETTER, aggregate, metric_order, series_labels
 
 REFERENCE_MODELS = ("real",)  # clean-only rows drawn as horizontal lines
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """A matplotlib figure as a PNG at `path`, written atomically."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
@@ -64,8 +65,8 @@ def plot_all(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out = []
-    for metric in _metric_order(df["metric"].unique()):
+    for metric in metric_order(df["metric"].unique()):
         fig = plot_metric(df, metric)
-        out.append(_save(fig, Path(out_dir) / f"{metric}.png"))
+        out.append(save_figure(fig, Path(out_dir) / f"{metric}.png"))
         plt.close(fig)
     return out

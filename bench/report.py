@@ -143,7 +143,7 @@ def markdown_tables(df: pd.DataFrame) -> str:
     agg["col"] = [condition_label(c, s) for c, s in zip(agg["corruption"], agg["severity"])]
     order = sorted(agg["col"].unique(), key=lambda c: (c != "clean", c))
     parts = []
-    for metric in [m for m in _metric_order(agg["metric"].unique())]:
+    for metric in metric_order(agg["metric"].unique()):
         sub = agg[agg["metric"] == metric]
         arrow = "lower is better" if metric in LOWER_IS_BETTER else "higher is better" if metric.startswith("miou") else ""
         cols = [c for c in order if c in set(sub["col"])]
@@ -159,29 +159,27 @@ def markdown_tables(df: pd.DataFrame) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _metric_order(metrics: Iterable[str]) -> list[str]:
+def metric_order(metrics: Iterable[str]) -> list[str]:
+    """Metric names in the order of `bench.config.Metric` (unknown names last, alphabetically)."""
     from .config import Metric
 
     known = [m.value for m in Metric]
     return sorted(metrics, key=lambda m: (known.index(m) if m in known else len(known), m))
 
 
-def summary_markdown(df: pd.DataFrame, *, title: str = "Benchmark", notes: Iterable[str] = ()) -> str:
-    """The run's summary page: what was run, the per-metric tables and notes."""
+def summary_markdown(df: pd.DataFrame, *, title: str = "Benchmark", notes: Iterable[str] = (),
+                     sections: Iterable[str] = ()) -> str:
+    """The run's summary page: what was run, the per-metric tables, extra markdown `sections` (e.g.
+    `bench.robustness.drop_summary`; empty ones are left out) and notes."""
     n = df.groupby("metric")["n"].max().to_dict()
     head = [f"# {title}", "",
             f"Dataset `{', '.join(sorted(df['dataset'].unique()))}`; models {', '.join(f'`{m}`' for m in sorted(df['model'].unique()))}; "
             f"seeds {sorted(df['seed'].unique().tolist())}; images per value up to {max(n.values()) if n else 0}. "
             "Mean ± std over seeds.", "", ""]
-    from .robustness import drop_markdown
-
     notes = list(notes)
-    drop = drop_markdown(df) if "miou" in set(df["metric"]) else ""
-    if drop:
-        drop += ("\nA paired bootstrap interval for the difference of two models' mean drops: "
-                 "`python -m bench robustness RUN`.\n")
+    extra = "".join("\n" + x for x in sections if x)
     tail = ["", "Notes:", ""] + [f"- {x}" for x in notes] if notes else []
-    return "\n".join(head) + markdown_tables(df) + ("\n" + drop if drop else "") + "\n".join(tail) + ("\n" if tail else "")
+    return "\n".join(head) + markdown_tables(df) + extra + "\n".join(tail) + ("\n" if tail else "")
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:

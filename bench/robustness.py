@@ -18,7 +18,7 @@ import torch
 
 from .report import SETTING as SAMPLER_SETTING
 from .report import condition_label, read_table, series_labels
-from .segmenter import class_iou, ids_to_indices
+from .segmenter import class_iou, confusion_matrix, ids_to_indices
 
 SETTING = ("model", *SAMPLER_SETTING)
 
@@ -54,6 +54,16 @@ def drop_markdown(df: pd.DataFrame, metric: str = "miou") -> str:
     return "\n".join(lines) + "\n"
 
 
+def drop_summary(df: pd.DataFrame) -> str:
+    """The run summary's robustness section: the mIoU drop table and how to get its bootstrap interval ("" without
+    mIoU rows or clean cells)."""
+    drop = drop_markdown(df) if "miou" in set(df["metric"]) else ""
+    if drop:
+        drop += ("\nA paired bootstrap interval for the difference of two models' mean drops: "
+                 "`python -m bench robustness RUN`.\n")
+    return drop
+
+
 # ---------------------------------------------------------------------------------------------- bootstrap
 
 @dataclass(frozen=True)
@@ -82,21 +92,6 @@ class PairResult:
     labels: int
     resamples: int
     confidence: float
-
-
-def image_confusions(pred: np.ndarray, target: np.ndarray, classes: Sequence[int]) -> np.ndarray:
-    """Per-image (N, K, K) confusion matrices of raw-id predictions vs raw-id targets (as `metrics.miou`: target
-    ids outside `classes` are ignored, predictions must be classes)."""
-    k = len(classes)
-    p = ids_to_indices(pred, classes).reshape(len(pred), -1).astype(np.int64)
-    t = ids_to_indices(target, classes).reshape(len(target), -1).astype(np.int64)
-    valid = t < k
-    if (p[valid] >= k).any():
-        raise ValueError(f"predictions must be ids of the segmenter's classes {tuple(classes)}")
-    flat = np.where(valid, t * k + p, k * k)  # ignored pixels land in one extra bin that is dropped
-    offsets = np.arange(len(p))[:, None] * (k * k + 1)
-    counts = np.bincount((flat + offsets).ravel(), minlength=len(p) * (k * k + 1))
-    return counts.reshape(len(p), k * k + 1)[:, :k * k].reshape(len(p), k, k)
 
 
 def miou_batch(cm: np.ndarray) -> np.ndarray:
@@ -180,7 +175,7 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
     from .config import load_config
     from .scoring import plan_metrics
     from .segmenter import load_segmenter
-    from .store import CLEAN, Condition, label_path, read_png, setting_dir
+    from .store import CLEAN, Condition, label_path, read_label_png, read_png, setting_dir
 
     run = Path(run)
     config = load_config(run / "config.json")
@@ -195,7 +190,7 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
         rows = df[(df["model"] == model) & (df["metric"] == "miou")]
         if rows.empty:
             raise ValueError(f"{run} has no mIoU rows for model {model!r}; models: {sorted(df['model'].unique())}")
-        folders = [_setting_folder(r) for r in rows[list(SAMPLER_SETTING)].to_dict("records")]
+        folders = [table_setting_folder(r) for r in rows[list(SAMPLER_SETTING)].to_dict("records")]
         have = sorted(set(folders))
         if (setting is None and len(have) != 1) or (setting is not None and setting not in have):
             raise ValueError(f"model {model!r} has settings {have} in {run}; pick one with setting=")
@@ -207,7 +202,8 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
                 cond = Condition(r["corruption"], float(r["severity"]), int(seed))
                 n = int(r["n"]) // config.samples
                 if len(labels) < n:
-                    labels.update({i: read_png(label_path(run, Condition(CLEAN, 0.0, 0), i)) for i in range(len(labels), n)})
+                    labels.update({i: read_label_png(label_path(run, Condition(CLEAN, 0.0, 0), i))
+                                   for i in range(len(labels), n)})
                 where = setting_dir(run, model, chosen) / cond.folder
                 paths = [where / f"{i:05d}_{j}.png" for i in range(n) for j in range(config.samples)]
                 missing = [p for p in paths if not p.is_file()]
@@ -216,7 +212,9 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
                                      f"re-run `python -m bench run` into {run} to finish them")
                 images = np.stack([read_png(p) for p in paths])
                 target = np.repeat(np.stack([labels[i] for i in range(n)]), config.samples, axis=0)
-                cms = image_confusions(segmenter.predict(images, batch_size=batch_size), target, segmenter.classes)
+                pred, classes = segmenter.predict(images, batch_size=batch_size), segmenter.classes
+                cms = confusion_matrix(ids_to_indices(pred, classes), ids_to_indices(target, classes), len(classes),
+                                       per_image=True)  # (N * samples, K, K); target ids outside `classes` ignored
                 cms = cms.reshape(n, config.samples, *cms.shape[1:]).sum(1)  # a label's samples count together
                 name = CLEAN if cond.is_clean else condition_label(cond.corruption, cond.severity)
                 per_seed.setdefault(name, []).append(cms)
@@ -224,7 +222,7 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
     return out
 
 
-def _setting_folder(columns: dict) -> str:
+def table_setting_folder(columns: dict) -> str:
     """The setting folder of a table row's setting columns (`store.setting_folder`; older tables: the folder
     name the bench used before it recorded the whole setting)."""
     from scdm.settings import SamplingSettings

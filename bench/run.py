@@ -19,10 +19,13 @@ import numpy as np
 
 from scdm.checkpoint import atomic_write_bytes
 from scdm.distributed import Distributed, setup
+from scdm.serialize import to_json_value
 
 from . import report
-from .config import BenchConfig, Mode, ModelKind, ModelSpec, Reference, requested_settings, to_dict, validate
+from .config import (BenchConfig, Mode, ModelKind, ModelSpec, Reference, config_document, requested_settings,
+                     validate)
 from .datasets import Split, dataset_labels, load_eval, load_train, mean_colours, unlabeled_id
+from .robustness import drop_summary
 from .sampling import LabelBank, pending, sample_diffusion, shard, write_flat_paint, write_real
 from .scoring import Scorer, build_scorer, plan_metrics
 from .store import (CLEAN, IDENTITY_NAME, Cell, Condition, cell_identity, identity_changes, read_json, read_png,
@@ -85,7 +88,7 @@ def check_precisions(config: BenchConfig, device: str) -> None:
 def load_models(config: BenchConfig, split: Split, device: str) -> list[Model]:
     """Load every diffusion checkpoint, check it can encode every label id the run will feed it, and resolve its
     sampler settings on `device` (the cells' identities)."""
-    from scdm.labels import lookup_table
+    from scdm.labels import valid_ids
     from scdm.pipeline import load_pipeline
 
     models = []
@@ -100,8 +103,7 @@ def load_models(config: BenchConfig, split: Split, device: str) -> list[Model]:
             pipe = load_pipeline(spec.source, device=device)
         except ValueError as e:
             raise ValueError(f"model {spec.name!r}: {e}") from None
-        table = lookup_table(pipe.card.labels).numpy()
-        bad = sorted(i for i in needed if i >= len(table) or table[i] == -2)
+        bad = sorted(needed - valid_ids(pipe.card.labels))
         if bad:
             where = next((n for n, lab in zip(split.names, split.labels) if np.isin(lab, bad).any()), "the corruptions' unlabeled id")
             raise ValueError(f"model {spec.name!r} ({spec.source}) has no class for label ids {bad[:10]} (first in {where}); "
@@ -138,7 +140,7 @@ def _cells(model: Model, config: BenchConfig, conds: Sequence[Condition]) -> lis
 def _check_run_folder(out: Path, config: BenchConfig) -> None:
     """A run folder holds one dataset setting; models, settings, corruptions and seeds may be added on a re-run."""
     old = read_json(out / "config.json")
-    if old is not None and old.get("dataset") != to_dict(config.dataset):
+    if old is not None and old.get("dataset") != to_json_value(config.dataset):
         raise ValueError(f"{out} holds a run on another dataset setting ({old.get('dataset')}); use a new --out")
     legacy = unidentified_folder(out)
     if legacy is not None:
@@ -197,7 +199,7 @@ def _run(config: BenchConfig, out: Path, events: Events, ranks: Distributed) -> 
                 ref_key = f"{config.dataset.kind.value}-{config.dataset.split or 'eval'}-{config.dataset.resolution}"
             events.message(f"loading metric models ({', '.join(m.value for m in plan.metrics)})")
             scorer = build_scorer(plan, ref_images, ref_key, device=device, batch_size=config.metric_batch_size)
-            write_json(out / "config.json", to_dict(config))
+            write_json(out / "config.json", config_document(config))
             for folder, ident in identities:  # before any image, so every image has its identity beside it
                 if not (folder / IDENTITY_NAME).exists():
                     write_json(folder / IDENTITY_NAME, ident)
@@ -270,7 +272,8 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
     csv, _ = report.write_table(df, out)
     notes = _notes(config, scorer)
     atomic_write_bytes(out / report.SUMMARY_NAME, report.summary_markdown(
-        df, title=f"Label-noise benchmark: {config.dataset.kind.value}", notes=notes).encode())
+        df, title=f"Label-noise benchmark: {config.dataset.kind.value}", notes=notes,
+        sections=[drop_summary(df)]).encode())
     if config.figures:
         _figures(config, out, df, all_cells, conds, n)
     return csv
@@ -278,12 +281,14 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
 
 def _figures(config: BenchConfig, out: Path, df, all_cells, conds: Sequence[Condition], n: int) -> None:
     """plots/<metric>.png from the table and grids/<condition>.png from the run folder."""
-    from .grids import make_grid, palette_lut
+    from scdm.labels import ClassTable, id_table
+
+    from .grids import make_grid
     from .plots import plot_all
 
     plot_all(df, out / "plots")
     spec = dataset_labels(config.dataset.kind)
-    lut = palette_lut(spec.palette, spec.raw_ids) if spec is not None else palette_lut()
+    table = ClassTable.from_spec(spec) if spec is not None else id_table(range(256), unlabeled_id(config.dataset.kind))
     shown = list(range(min(config.grid_labels, n)))
     for c in dict.fromkeys(Condition(x.corruption, x.severity, config.seeds[0]) for x in conds):
         cells = [cell for m, cell in all_cells if cell.condition == c or (m.spec.kind == ModelKind.REAL)]
@@ -292,7 +297,7 @@ def _figures(config: BenchConfig, out: Path, df, all_cells, conds: Sequence[Cond
         for cell in sorted(cells, key=lambda x: x.model != "real"):  # real first, then one setting per model
             first.setdefault(cell.model, cell)
         name = "clean" if c.is_clean else f"{c.corruption}_{c.severity:g}"
-        make_grid(out, c, list(first.values()), shown, lut, out / "grids" / f"{name}.png")
+        make_grid(out, c, list(first.values()), shown, table, out / "grids" / f"{name}.png")
 
 
 def _load_samples(out: Path, cell: Cell, indices: Sequence[int], samples: int) -> np.ndarray:

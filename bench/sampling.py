@@ -1,9 +1,9 @@
 """Sharded, resumable sampling to PNG: corrupt each label with its own seed, generate, write atomically.
 
-Seeds: label i under seed s is corrupted with `corruption_seed(s, i)`, and its sample j starts from
-`sample_seed(s, i, j)`. Neither depends on batch size, shard or process count, and the sampling seed does
-not depend on the corruption, so clean and corrupted cells (and different models) share their initial
-noise: differences between cells are not seed noise.
+Seeds (`scdm.seeds`): label i under run seed s is corrupted with `seed_for(s, "corruption", i)`, and its
+sample j starts from `seed_for(s, "sample", i, j)`. Neither depends on batch size, shard or process count, and
+the sampling seed does not depend on the corruption, so clean and corrupted cells (and different models) share
+their initial noise: differences between cells are not seed noise.
 """
 from __future__ import annotations
 
@@ -14,21 +14,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from scdm.seeds import seed_for
+
 from .datasets import Split, flat_paint
 from .store import Cell, Condition, label_path, sample_path, write_png
 
-_CORRUPT, _SAMPLE = 1, 2  # seed streams
 Progress = Callable[[int], None]  # called with the number of images just finished
-
-
-def corruption_seed(seed: int, index: int) -> int:
-    """Seed of label `index`'s corruption under run seed `seed`."""
-    return int(np.random.SeedSequence([seed, _CORRUPT, index]).generate_state(1)[0])
-
-
-def sample_seed(seed: int, index: int, j: int) -> int:
-    """Seed of sample j of label `index` under run seed `seed`."""
-    return int(np.random.SeedSequence([seed, _SAMPLE, index, j]).generate_state(1)[0])
 
 
 def shard(n: int, rank: int = 0, world_size: int = 1) -> list[int]:
@@ -40,7 +31,7 @@ class LabelBank:
     """Clean and corrupted label maps of a split, computed once per condition (noise_sim, seeded per map).
 
     DS starts from the split's original-resolution label files when it has them, as the paper's DS folder was
-    made (SPEC §6: 683 x 512 -> 64 x 64 -> 256 x 256, not 256 -> 64 -> 256); Edge and Random, like the
+    made (docs/method.md §6: 683 x 512 -> 64 x 64 -> 256 x 256, not 256 -> 64 -> 256); Edge and Random, like the
     reference's scripts, corrupt the maps at the evaluation resolution.
     """
 
@@ -70,7 +61,7 @@ class LabelBank:
                 out[i] = ds_from_original(torch.from_numpy(originals[i]), factor=factor, size=out.shape[1:]).numpy()
             return out
         for i in range(len(self.split)):
-            g = torch.Generator().manual_seed(corruption_seed(c.seed, i))
+            g = torch.Generator().manual_seed(seed_for(c.seed, "corruption", i))
             out[i] = noise_sim.corrupt(
                 torch.from_numpy(self.split.labels[i]), c.corruption, severity=c.severity, generator=g,
                 instances=None if inst is None else torch.from_numpy(inst[i]), unlabeled=self.unlabeled).numpy()
@@ -114,7 +105,7 @@ def sample_diffusion(pipe, jobs: Sequence[Job], bank: LabelBank, run: Path, *, b
         chunk = jobs[s:s + batch_size]
         labels = np.stack([bank.get(job.cell.condition)[job.index] for job in chunk])  # (B, H, W)
         edges = None if instances is None else np.stack([instances[job.index] for job in chunk])
-        seeds = [sample_seed(job.cell.condition.seed, job.index, job.j) for job in chunk]
+        seeds = [seed_for(job.cell.condition.seed, "sample", job.index, job.j) for job in chunk]
         images = pipe.generate(labels, settings=settings, seed=seeds, edges=edges)
         for job, image in zip(chunk, images):
             write_png(sample_path(run, job.cell, job.index, job.j), image)

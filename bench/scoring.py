@@ -1,18 +1,20 @@
 """Which metrics a run computes, the models they need, and scoring one cell's images into metric rows.
 
-Reference features are cached on disk by (dataset, split, resolution, extractor, N, content digest), so a
-second run or a second model never re-extracts them.
+Reference features are cached in `scdm.files.cache_dir("bench", "reference")` by (dataset, split, resolution,
+extractor, N, content digest), so a second run or a second model never re-extracts them.
 """
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+
+from scdm.files import atomic_write_bytes, cache_dir
 
 from . import metrics as M
 from .config import BenchConfig, DatasetKind, Metric
@@ -23,12 +25,6 @@ DEFAULT_SEGMENTERS = {  # mIoU segmenter per dataset when --segmenter is not giv
     DatasetKind.ADE20K: "smp-hub/segformer-b4-512x512-ade-160k",  # online only
     DatasetKind.CITYSCAPES: "smp-hub/segformer-b2-1024x1024-city-160k",  # online only
 }
-
-
-def cache_dir() -> Path:
-    """$SCDM_CACHE/bench, else ~/.cache/scdm/bench."""
-    base = os.environ.get("SCDM_CACHE") or Path.home() / ".cache" / "scdm"
-    return Path(base) / "bench"
 
 
 @dataclass(frozen=True)
@@ -128,16 +124,14 @@ class Scorer:
 def reference_features(space: M.FeatureSpace, extractor: torch.nn.Module, images: np.ndarray, key: str,
                        batch_size: int, device: str) -> np.ndarray:
     """Features of the reference images, cached under `key` + extractor + N + content digest."""
-    path = cache_dir() / "reference" / f"{key}_{space.extractor}-{space.layer}_n{len(images)}_{digest(images)}.npy"
+    name = f"{key}_{space.extractor}-{space.layer}_n{len(images)}_{digest(images)}.npy"
+    path = cache_dir("bench", "reference") / name
     if path.is_file():
         try:
             return np.load(path)
         except (OSError, ValueError):
             pass  # unreadable: recompute and overwrite
     feats = M.extract(extractor, images, batch_size, device)
-    from scdm.checkpoint import atomic_write_bytes
-    import io
-
     buf = io.BytesIO()
     np.save(buf, feats)
     atomic_write_bytes(path, buf.getvalue())

@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from scdm.checkpoint import atomic_save_tensors, atomic_write_bytes, check_state_dict, read_weights
+from scdm.serialize import from_json_value, split_format, to_json_value
 from scdm.world import CLASS_IDS, CLASS_NAMES
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "weights" / "embedded-segmenter"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "scdm-segmenter"  # marks our config.json (smp's own configs carry "_model_class" instead)
+FORMAT_VERSION = 1  # config.json's "format_version"; files without it are version 1, newer ones are refused
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -40,26 +43,34 @@ CITYSCAPES_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 
 # ---------------------------------------------------------------------------------------------- mIoU
 
 def confusion_matrix(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, num_classes: int,
-                     ignore_index: int | None = 255) -> np.ndarray:
+                     ignore_index: int | None = 255, *, per_image: bool = False) -> np.ndarray:
     """(K, K) int64 counts, rows = target class, columns = predicted class; target == ignore_index is skipped.
 
-    Both inputs hold class indices 0..K-1 (map raw ids with `ids_to_indices`). A prediction outside 0..K-1
-    on a scored pixel is an error: a segmenter always predicts one of its classes.
+    Both inputs hold class indices 0..K-1 (map raw ids with `ids_to_indices`). With `per_image`, both are
+    (N, ...) and the result is (N, K, K), one matrix per image, summing to the whole set's. A prediction outside
+    0..K-1 on a scored pixel is an error: a segmenter always predicts one of its classes.
     """
-    p = np.asarray(pred.cpu() if torch.is_tensor(pred) else pred).reshape(-1).astype(np.int64)
-    t = np.asarray(target.cpu() if torch.is_tensor(target) else target).reshape(-1).astype(np.int64)
-    if p.shape != t.shape:
-        raise ValueError(f"pred and target must have the same number of pixels, got {p.size} and {t.size}")
+    p = np.asarray(pred.cpu() if torch.is_tensor(pred) else pred).astype(np.int64)
+    t = np.asarray(target.cpu() if torch.is_tensor(target) else target).astype(np.int64)
+    if p.size != t.size or (per_image and p.shape != t.shape):
+        raise ValueError(f"pred and target must have the same number of pixels, got {p.size} and {t.size}"
+                         + (f" (shapes {p.shape} and {t.shape})" if per_image else ""))
     if num_classes < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
+    n = t.shape[0] if per_image else 1
+    p, t = p.reshape(n, t.size // max(n, 1)), t.reshape(n, t.size // max(n, 1))  # (N, pixels)
     keep = t != ignore_index if ignore_index is not None else np.ones_like(t, bool)
+    image = np.broadcast_to(np.arange(n)[:, None], t.shape)[keep]
     p, t = p[keep], t[keep]
     if t.size and (t.min() < 0 or t.max() >= num_classes):
         raise ValueError(f"target values must be in 0..{num_classes - 1} or ignore_index={ignore_index}, "
                          f"got range {t.min()}..{t.max()}")
     if p.size and (p.min() < 0 or p.max() >= num_classes):
         raise ValueError(f"predictions must be in 0..{num_classes - 1}, got range {p.min()}..{p.max()}")
-    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    k2 = num_classes * num_classes
+    counts = np.bincount((image * k2 + t * num_classes + p).ravel(), minlength=n * k2)
+    counts = counts.reshape(n, num_classes, num_classes)  # (N, K, K)
+    return counts if per_image else counts[0]
 
 
 def class_iou(cm: np.ndarray) -> np.ndarray:
@@ -99,7 +110,7 @@ class SegmenterConfig:
 
     architecture: str = "Unet"  # smp architecture (smp.create_model `arch`)
     encoder: str = "tu-tf_efficientnet_lite0"  # smp encoder; timm's TF port matches the ImageNet weights exactly
-    arch_kwargs: dict = field(default_factory=dict)  # other smp constructor arguments (decoder channels, depth)
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)  # other smp constructor arguments (decoder channels, depth)
     classes: tuple[int, ...] = CLASS_IDS  # raw dataset id predicted by each output channel
     class_names: tuple[str, ...] = CLASS_NAMES  # human-readable names, same order as `classes`
     input_size: int = 64  # resolution of the images the segmenter was trained on
@@ -107,27 +118,23 @@ class SegmenterConfig:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # normalisation of 0..1 RGB (TF Lite weights: 127/128)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     weights_dtype: str = "float16"  # storage dtype of model.safetensors (computation is float32)
-    metrics: dict = field(default_factory=dict)  # held-out evaluation written by the trainer
-    training: dict = field(default_factory=dict)  # how the weights were trained (steps, time, augmentation)
+    metrics: dict[str, Any] = field(default_factory=dict)  # held-out evaluation written by the trainer
+    training: dict[str, Any] = field(default_factory=dict)  # how the weights were trained (steps, time, augmentation)
 
     def to_json(self) -> str:
-        """Serialise with a format tag."""
-        return json.dumps({"format": FORMAT, **asdict(self)}, indent=2) + "\n"
+        """config.json text: the format tag and version, then the fields."""
+        doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **to_json_value(self)}
+        return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> SegmenterConfig:
-        """Parse config.json text; unknown keys are an error."""
+        """Parse config.json text, type-checked (scdm.serialize); unknown keys are an error."""
         data = json.loads(text)
-        if data.pop("format", None) != FORMAT:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} config (missing \"format\": \"{FORMAT}\")")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown {FORMAT} config keys {unknown}; known keys: {sorted(known)}")
-        for key in ("classes", "class_names", "mean", "std"):
-            if key in data:
-                data[key] = tuple(data[key])
-        config = cls(**data)
+        _, data = split_format({k: v for k, v in data.items() if k != "format"}, current=FORMAT_VERSION,
+                               key="format_version", where="segmenter")
+        config = from_json_value(cls, data, "segmenter")
         if len(config.class_names) not in (0, len(config.classes)):
             raise ValueError(f"class_names has {len(config.class_names)} entries but classes has {len(config.classes)}")
         return config

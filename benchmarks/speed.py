@@ -1,9 +1,9 @@
-"""Sampling and training throughput against the reference algorithm, at the issue's fixed small config.
+"""Sampling and training throughput against the reference algorithm, at a fixed small config.
 
 Config: 64 px, 64 base channels, multipliers 1,2,2,4, attention at 16 and 8 px, 12 classes, 25 steps,
 guidance 1.5, batch 4 (sampling) / 16 (training), random weights (speed does not depend on them).
 
-Reference algorithm (SPEC §8): every SPADE runs its own shared conv and separate gamma and beta convs, and
+Reference algorithm (docs/method.md §8): every SPADE runs its own shared conv and separate gamma and beta convs, and
 guidance runs two forwards per step, the null branch recomputing SPADE on an all-zero label; fp32.
 
 With `--official-code DIR` (a checkout of github.com/mlvlab/SCDM, not shipped here) the reference row is

@@ -5,11 +5,12 @@ import argparse
 import logging
 import sys
 
+from scdm.cli import ArgumentParser, message, report, run
 from scdm.config import Precision
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
+    p = ArgumentParser(prog="python -m demo", description=__doc__)
     p.add_argument("--checkpoint", help="one checkpoint directory (SCDM or SDM; the other gallery stays empty)")
     p.add_argument("--scdm", help="SCDM checkpoint directory or bundled name (default: embedded-scdm)")
     p.add_argument("--sdm", help="SDM checkpoint directory or bundled name (default: embedded-sdm)")
@@ -33,7 +34,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Load the models and serve the UI; a user error (a bad flag or checkpoint, a busy port) is one line and 2."""
     args = parse_args(argv)
+    return run("python -m demo", lambda: _serve(args))
+
+
+def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -60,11 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         app = build_app(*(pipes + [None] * (2 - len(pipes))), sampling=SamplingSettings(precision=args.precision),
                         concurrency=args.concurrency)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        if not (args.checkpoint or args.scdm or args.sdm or args.tiny):
-            print("hint: the bundled weights may be missing; pass --checkpoint DIR, or --tiny DIR for random "
-                  "weights", file=sys.stderr)
-        return 2
+        hint = "" if (args.checkpoint or args.scdm or args.sdm or args.tiny) else (
+            " (the bundled weights may be missing: pass --checkpoint DIR, or --tiny DIR for random weights)")
+        return report("python -m demo", message(e) + hint)
     print(f"models: {', '.join(f'{k}={v}' for k, v in app.handlers.models.names().items())}", flush=True)
     try:
         launch(app, host=args.host, port=args.port, share=args.share)

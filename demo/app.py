@@ -18,7 +18,7 @@ from scdm.pipeline import Pipeline
 from scdm.settings import SamplingSettings
 
 from .canvas import make_editor
-from .classes import hex_color
+from .classes import hex_color, legend_html
 from .editing import NUM_EXAMPLES, example_scene
 from .handlers import Handlers, Models, describe_settings
 from .labelmap import MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE
@@ -209,7 +209,7 @@ def _label_inputs(h: Handlers, start: Any) -> Any:
         with gr.Tab("Examples", id="examples", visible=h.examples_available()):
             examples = gr.Gallery(h.example_gallery(), columns=4, allow_preview=False, elem_id="examples",
                                   label="Embedded-world test scenes: click one to load it")
-    gr.HTML(table.legend_html())
+    gr.HTML(legend_html(table))
 
     def on_upload(path: str | None) -> tuple[Any, str, None]:
         """Decode into the canvas; the file box is emptied so that another file can be dropped."""

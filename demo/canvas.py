@@ -10,8 +10,10 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from scdm.label_io import snap_colors
+
 from .classes import ClassTable, hex_color
-from .labelmap import DecodedLabel, resize_label, snap_to_palette
+from .labelmap import DecodedLabel, resize_label
 
 CANVAS_TARGET = 256  # on-screen canvas side in px; big enough to paint a 64 px label comfortably
 
@@ -71,7 +73,7 @@ def decode_canvas(value: dict[str, Any] | None, table: ClassTable, size: int) ->
         raise ValueError(f"unexpected canvas image of shape {image.shape}")
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
-    ids, report = snap_to_palette(image, table)
+    ids, report = snap_colors(image, table, blends=True)  # antialiased strokes: blends of two class colours
     h, w = ids.shape
     if h != w:  # the editor should always send a square canvas; never trust it
         s = min(h, w)

@@ -18,6 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from scdm.config import Sampler
+from scdm.label_io import index_png
 from scdm.pipeline import Pipeline
 from scdm.settings import SamplingSettings
 
@@ -25,7 +26,7 @@ from . import explainer
 from .canvas import canvas_value, decode_canvas
 from .classes import ClassTable
 from .editing import NUM_EXAMPLES, example_scene, examples_supported, repaint_mask
-from .labelmap import DecodedLabel, decode_file, index_png
+from .labelmap import DecodedLabel, decode_file
 from .noise import NONE, apply_corruption, describe
 from .runner import Inpaint, Preview, Result, generate, stream_generate
 from .settings import (Controls, Request, SavedModel, label_digest, parse_sampling, plain, read_settings,

@@ -14,7 +14,10 @@ from typing import Iterator
 
 import numpy as np
 
-from scdm.pipeline import Pipeline, StepInfo
+from scdm.labels import class_ids
+from scdm.pipeline import Pipeline
+from scdm.samplers import StepInfo
+from scdm.seeds import seed_for
 
 from .classes import ClassTable
 from .settings import Request
@@ -54,8 +57,7 @@ class Cancelled(Exception):
 
 def channel_ids(pipe: Pipeline) -> tuple[int, ...]:
     """Raw id of each one-hot channel of a model."""
-    spec = pipe.card.labels
-    return tuple(spec.raw_ids) if spec.raw_ids is not None else tuple(range(spec.num_classes))
+    return class_ids(pipe.card.labels)
 
 
 def generate(pipe: Pipeline, label: np.ndarray, request: Request, inpaint: Inpaint | None = None) -> Result:
@@ -67,7 +69,8 @@ def generate(pipe: Pipeline, label: np.ndarray, request: Request, inpaint: Inpai
 
 def _generate_kwargs(request: Request, inpaint: Inpaint | None) -> dict:
     """`Pipeline.generate` arguments besides the labels: only the settings that were set, the card does the rest."""
-    kw = {"num_samples": request.num_samples, "seed": request.seed, "settings": request.sampling}
+    seeds = [seed_for(request.seed, "sample", 0, j) for j in range(request.num_samples)]  # the bench's label 0
+    kw = {"num_samples": request.num_samples, "seed": seeds, "settings": request.sampling}
     if inpaint is not None:
         kw.update(inpaint_image=inpaint.image[None], inpaint_mask=inpaint.mask[None])
     return kw

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from scdm.config import ModelCard, SamplerConfig
+from scdm.serialize import from_json_value
 from scdm.settings import SamplingSettings, identity
 
 from .noise import NONE, check_corruption
@@ -79,7 +80,9 @@ class Request:
 
     corruption: str = NONE  # a noise_sim kind applied to the label before sampling ("none": clean)
     severity: float = 0.3  # noise_sim severity in [0, 1]; 0.3 is clearly visible at 64 px without wiping the scene
-    seed: int = 0  # image k of a model gets scdm.image_seed(seed, k); the corruption uses torch seed `seed`
+    # seeded as the bench's label 0 (scdm.seeds): sample j from seed_for(seed, "sample", 0, j), the corruption
+    # from seed_for(seed, "corruption", 0)
+    seed: int = 0
     # 4 images per model: about 2.5-3.5 s per model on 2 CPU cores with the embedded cards' defaults (README "Demo")
     num_samples: int = 4
     sampling: SamplingSettings = field(default_factory=SamplingSettings)  # what was set; None = each card's default
@@ -201,40 +204,103 @@ def settings_json(request: Request, *, models: dict[str, SavedModel], label: np.
     return json.dumps(doc, indent=1)
 
 
+# settings.json as written (`settings_json`), read through scdm.serialize: every value type-checked, unknown keys
+# refused, errors name the field (`settings.json: models.SCDM.settings.steps: expected int or null, got str '25'`).
+
+@dataclass(frozen=True, kw_only=True)
+class _RequestDoc:
+    corruption: str
+    severity: float
+    seed: int
+    num_samples: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ModelDoc:
+    name: str
+    digest: str
+    settings: SamplingSettings  # resolved: every field given
+
+
+@dataclass(frozen=True, kw_only=True)
+class _DocV2:
+    version: int
+    request: _RequestDoc
+    requested: SamplingSettings = field(default_factory=SamplingSettings)  # what the user/server set
+    models: dict[str, _ModelDoc]
+    label_file: str
+    label_sha256: str | None = None
+    edit: dict[str, Any] | None = None
+    reproduce: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _SettingsV1:
+    corruption: str
+    severity: float
+    sampler: str
+    steps: int
+    guidance: float
+    seed: int
+    num_samples: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class _DocV1:
+    """Version 1: one settings table with sampler, steps and guidance, one precision for every model, no digest."""
+
+    version: int
+    settings: _SettingsV1
+    models: dict[str, str]  # slot -> model name
+    precision: str | None = None
+    label_file: str
+    label_sha256: str | None = None
+    edit: dict[str, Any] | None = None
+    reproduce: str = ""
+
+
 def read_settings(text: str) -> SavedRequest:
     """A `settings_json` document back (version 2, or version 1 from older demos), validated again."""
     try:
         doc = json.loads(text)
-        version = doc["version"]
-        if version == 1:
-            return _read_v1(doc)
-        if version != SETTINGS_VERSION:
-            raise ValueError(f"settings.json version {version!r} is not supported (this demo reads 1 and "
-                             f"{SETTINGS_VERSION}); replay it with the demo that wrote it")
-        r = doc["request"]
-        request = Request.parse(r["corruption"], r["severity"], r["seed"], r["num_samples"],
-                                SamplingSettings(**doc.get("requested", {})))
-        models = {}
-        for slot, m in doc["models"].items():
-            s = SamplingSettings(**m["settings"])
-            if s.given().keys() != {f.name for f in fields(SamplingSettings)}:
-                raise ValueError(f"settings.json: the {slot} settings are incomplete (expected every field of "
-                                 f"scdm.SamplingSettings)")
-            models[slot] = SavedModel(str(m["name"]), str(m["digest"]), s)
-        return SavedRequest(version, request, models, str(doc["label_file"]), doc.get("label_sha256"),
-                            doc.get("edit"))
-    except (KeyError, TypeError, AttributeError):
-        raise ValueError("not a settings file written by the demo (expected a JSON object with 'version', "
-                         "'request' and 'models')") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"not a settings file written by the demo: invalid JSON ({e})") from None
+    if not isinstance(doc, dict) or "version" not in doc:
+        raise ValueError("not a settings file written by the demo (expected a JSON object with 'version', "
+                         "'request' and 'models')")
+    version = doc["version"]
+    if version not in (1, SETTINGS_VERSION) or isinstance(version, bool):
+        raise ValueError(f"settings.json version {version!r} is not supported (this demo reads 1 and "
+                         f"{SETTINGS_VERSION}); replay it with the demo that wrote it")
+    try:
+        return _read_v1(from_json_value(_DocV1, doc, "")) if version == 1 else _read_v2(from_json_value(_DocV2, doc, ""))
+    except ValueError as e:
+        raise ValueError(f"settings.json: {e}") from None
 
 
-def _read_v1(doc: dict[str, Any]) -> SavedRequest:
+def _read_v2(doc: _DocV2) -> SavedRequest:
+    r = doc.request
+    try:
+        request = Request.parse(r.corruption, r.severity, r.seed, r.num_samples, doc.requested)
+    except ValueError as e:
+        raise ValueError(f"request: {e}") from None
+    everything = {f.name for f in fields(SamplingSettings)}
+    for slot, m in doc.models.items():
+        if m.settings.given().keys() != everything:
+            raise ValueError(f"models.{slot}.settings: the {slot} settings are incomplete (expected every field of "
+                             f"scdm.SamplingSettings)")
+    models = {slot: SavedModel(m.name, m.digest, m.settings) for slot, m in doc.models.items()}
+    return SavedRequest(doc.version, request, models, doc.label_file, doc.label_sha256, doc.edit)
+
+
+def _read_v1(doc: _DocV1) -> SavedRequest:
     """Version 1: settings {corruption, severity, sampler, steps, guidance, seed, num_samples}, one precision."""
-    raw = doc["settings"]
-    precision = "bf16" if doc.get("precision") == "bf16" else "fp32"
-    sampling = parse_sampling(raw["sampler"], raw["steps"], guidance=raw["guidance"], precision=precision)
-    request = Request.parse(raw["corruption"], raw["severity"], raw["seed"], raw["num_samples"], sampling)
-    models = {slot: SavedModel(str(name), None, sampling) for slot, name in doc["models"].items()}
-    return SavedRequest(1, request, models, str(doc["label_file"]), doc.get("label_sha256"), doc.get("edit"))
+    raw = doc.settings
+    precision = "bf16" if doc.precision == "bf16" else "fp32"
+    try:
+        sampling = parse_sampling(raw.sampler, raw.steps, guidance=raw.guidance, precision=precision)
+        request = Request.parse(raw.corruption, raw.severity, raw.seed, raw.num_samples, sampling)
+    except ValueError as e:
+        raise ValueError(f"settings: {e}") from None
+    models = {slot: SavedModel(name, None, sampling) for slot, name in doc.models.items()}
+    return SavedRequest(1, request, models, doc.label_file, doc.label_sha256, doc.edit)

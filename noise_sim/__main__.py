@@ -6,15 +6,15 @@
     python -m noise_sim --labels DIR --preview docs/noise_preview.png        # clean vs every kind
     python -m noise_sim --list                                               # kinds, parameters, severity rules
 
-Every file gets its own seed, sha256("<seed>/<relative path>"), so a file's result does not depend on
-which other files are in the folder. Unreadable files are reported by name and skipped; the manifest
-(``manifest.json`` in --out) lists them. Exit status 1 if any file failed.
+Every file gets its own seed, `scdm.seeds.seed_for(seed, "corruption", name_index(relative path))`, so a
+file's result does not depend on which other files are in the folder. Unreadable files are reported by name
+and skipped; the manifest (``manifest.json`` in --out) lists them. Exit status 1 if any file failed, 2 for a
+user error (a bad flag, value or folder: one line on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -23,17 +23,15 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from scdm.label_io import read_index_png, write_index_png
+from scdm.cli import ArgumentParser, run
+from scdm.seeds import name_index, seed_for
+
 from . import __version__
-from .io import read_label_png, write_label_png
 from .preview import preview_grid
 from .registry import KINDS, REGISTRY, changed_fraction, corrupt, get_kind, resolve_params
 
 MANIFEST = "manifest.json"
-
-
-def file_seed(seed: int, name: str) -> int:
-    """The per-file seed: first 62 bits of sha256('<seed>/<relative path>')."""
-    return int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:8], "little") >> 2
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -50,7 +48,7 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    p = argparse.ArgumentParser(prog="python -m noise_sim", description=__doc__,
+    p = ArgumentParser(prog="python -m noise_sim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--labels", type=Path, help="folder of PNG label maps (searched recursively)")
     p.add_argument("--out", type=Path, help="output folder (never the input folder)")
@@ -108,17 +106,18 @@ def corrupt_folder(args: argparse.Namespace, params: dict[str, Any]) -> int:
     for path in tqdm(files, desc=f"noise_sim {args.kind}", unit="map", disable=args.quiet):
         name = path.relative_to(args.labels).as_posix()
         try:
-            source = read_label_png(path)
+            source = read_index_png(path)
             labels = torch.from_numpy(source.ids)
             inst = None
             if args.instances is not None:
                 inst_path = args.instances / name
                 if not inst_path.is_file():
                     raise ValueError(f"no instance map {inst_path}")
-                inst = torch.from_numpy(read_label_png(inst_path).ids)
+                inst = torch.from_numpy(read_index_png(inst_path).ids)
+            seed = seed_for(args.seed, "corruption", name_index(name))  # scdm.seeds: label `name` of the folder
             noisy = corrupt(labels, args.kind, severity=args.severity, instances=inst, unlabeled=args.unlabeled,
-                            generator=torch.Generator().manual_seed(file_seed(args.seed, name)), **params)
-            write_label_png(args.out / name, noisy.numpy(), like=source)
+                            generator=torch.Generator().manual_seed(seed), **params)
+            write_index_png(args.out / name, noisy.numpy(), like=source)
         except (OSError, ValueError, SyntaxError) as err:  # PIL reports broken files as OSError/SyntaxError
             failed.append({"name": name, "error": str(err)})
             tqdm.write(f"noise_sim: skipped {name}: {err}", file=sys.stderr)
@@ -131,7 +130,8 @@ def corrupt_folder(args: argparse.Namespace, params: dict[str, Any]) -> int:
         "severity": args.severity,
         "params": resolved,
         "seed": args.seed,
-        "seeding": "per file: torch.Generator().manual_seed(sha256('<seed>/<name>')[:8] little-endian >> 2)",
+        "seeding": "per file: torch.Generator().manual_seed(scdm.seeds.seed_for(seed, 'corruption', "
+                   "scdm.seeds.name_index(name)))",
         "unlabeled": args.unlabeled,
         "labels": str(args.labels),
         "instances": None if args.instances is None else str(args.instances),
@@ -150,10 +150,10 @@ def write_preview(args: argparse.Namespace) -> None:
     """Preview grid from the first readable label map of --labels."""
     for path in label_files(args.labels):
         try:
-            source = read_label_png(path)
+            source = read_index_png(path)
             inst = None
             if args.instances is not None and (args.instances / path.relative_to(args.labels)).is_file():
-                inst = torch.from_numpy(read_label_png(args.instances / path.relative_to(args.labels)).ids)
+                inst = torch.from_numpy(read_index_png(args.instances / path.relative_to(args.labels)).ids)
         except (OSError, ValueError, SyntaxError) as err:
             print(f"noise_sim: skipped {path}: {err}", file=sys.stderr)
             continue
@@ -164,13 +164,17 @@ def write_preview(args: argparse.Namespace) -> None:
         grid.save(args.preview, optimize=True)
         print(f"noise_sim: wrote preview of {path.name} to {args.preview}")
         return
-    raise SystemExit(f"noise_sim: no readable PNG label map in {args.labels}")
+    raise ValueError(f"no readable PNG label map in {args.labels}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (a user error: one line on stderr and 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    return run(parser.prog, lambda: _main(parser, args))
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.list:
         list_kinds()
         return 0

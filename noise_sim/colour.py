@@ -8,8 +8,8 @@ then JPEG at ``quality`` with ``subsampling`` ("auto": full-resolution colour, 4
 image editors use at high settings, else PIL's default 4:2:0, which blends the colour of every boundary
 pixel). The map sits at a random offset (0..15 px per axis, padded by edge replication) to the JPEG block
 grid, as a crop of a larger drawing would; that offset is the only randomness.
-Decode (``snap_to_palette``): the nearest palette colour in RGB; colours farther than ``far`` from every
-palette colour (mixtures of two classes, ringing) become ``unlabeled``.
+Decode (``scdm.label_io.snap_colors``): exact palette colours, then the nearest palette colour in RGB; colours
+farther than ``far`` from every palette colour (mixtures of two classes, ringing) become ``unlabeled``.
 """
 
 from __future__ import annotations
@@ -23,79 +23,37 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from scdm.datasets import dataset_labels
+from scdm.label_io import FAR, snap_colors
+from scdm.labels import UNLABELED_COLOR, UNLABELED_NAME, ClassTable
+
 from .kind import Kind, check_choice, check_float, check_int, round_half_up
 
 DATASETS = ("ade20k", "embedded", "coco_stuff", "celebamask_hq", "cityscapes")
-BLACK = (0, 0, 0)
-FAR = 40.0  # RGB distance beyond which a colour is no class colour (the demo's `demo.labelmap.FAR`)
 JPEG_BLOCK = 16  # the JPEG MCU with 4:2:0 chroma subsampling: the random grid offset is drawn in [0, 16)
 SUBSAMPLING = ("auto", "4:4:4", "4:2:0")
 FULL_CHROMA_QUALITY = 90  # "auto" keeps full-resolution colour (4:4:4) from this quality up
-Color = tuple[int, int, int]
-
-
-@functools.lru_cache(maxsize=None)
-def dataset_palette(dataset: str) -> tuple[tuple[int, Color], ...]:
-    """(raw id, colour) of every class of a dataset's colour coding, distinct colours (scdm is imported lazily)."""
-    dataset = check_choice("dataset", dataset, DATASETS)
-    if dataset == "embedded":
-        from scdm.world import PALETTE
-
-        return tuple(PALETTE.items())
-    from scdm import datasets
-
-    spec = {
-        "ade20k": datasets.ade20k_labels, "coco_stuff": datasets.coco_stuff_labels,
-        "celebamask_hq": datasets.celebamask_hq_labels, "cityscapes": datasets.cityscapes_labels,
-    }[dataset]()
-    ids = spec.raw_ids if spec.raw_ids is not None else range(spec.num_classes)
-    return tuple((int(i), tuple(int(v) for v in c)) for i, c in zip(ids, spec.palette))
 
 
 @functools.lru_cache(maxsize=32)
-def palette_table(dataset: str, unlabeled: int) -> tuple[Tensor, Tensor]:
-    """The colour coding used here: raw ids (E,) int64 and colours (E, 3) uint8; black is ``unlabeled``.
-
-    A class whose dataset colour is black (the dataset's own unlabeled id) is dropped unless it is ``unlabeled``.
-    """
-    entries = {i: c for i, c in dataset_palette(dataset) if c != BLACK and i != unlabeled}
-    entries[unlabeled] = BLACK
-    ids = torch.tensor(list(entries), dtype=torch.int64)
-    colors = torch.tensor(list(entries.values()), dtype=torch.uint8)
-    return ids, colors
+def palette_table(dataset: str, unlabeled: int) -> ClassTable:
+    """The dataset's `ClassTable` with black meaning ``unlabeled``: a class whose colour is black (the dataset's own
+    unlabeled id) is dropped unless it is ``unlabeled``; ``unlabeled`` is the fill id."""
+    base = ClassTable.from_spec(dataset_labels(check_choice("dataset", dataset, DATASETS)))
+    entries = [e for e in zip(base.raw_ids, base.names, base.colors) if e[2] != UNLABELED_COLOR and e[0] != unlabeled]
+    entries.append((unlabeled, UNLABELED_NAME, UNLABELED_COLOR))
+    ids, names, colors = zip(*entries)
+    return ClassTable(ids, names, colors, fill_id=unlabeled, has_unlabeled=True)
 
 
-def colour_code(labels: Tensor, ids: Tensor, colors: Tensor, dataset: str) -> Tensor:
+def colour_code(labels: Tensor, table: ClassTable, dataset: str) -> np.ndarray:
     """(B, H, W) raw ids -> (B, H, W, 3) uint8 colours; ValueError for ids the palette has no colour for."""
-    size = max(int(labels.max()), int(ids.max())) + 1
-    lut = torch.full((size,), -1, dtype=torch.int64)
-    lut[ids] = torch.arange(len(ids))
-    index = lut[labels]
-    if bool((index < 0).any()):
-        unknown = torch.unique(labels[index < 0]).tolist()
+    labels = labels.cpu().numpy()
+    unknown = table.invalid_ids(labels)
+    if unknown:
         raise ValueError(f"ids {unknown[:10]} have no colour in the {dataset!r} palette; pass the dataset the "
                          f"labels come from (dataset= one of {list(DATASETS)}) or the id they use for unlabeled")
-    return colors[index]
-
-
-def snap_to_palette(rgb: Tensor, ids: Tensor, colors: Tensor, *, far: float | None, unlabeled: int) -> Tensor:
-    """(..., 3) uint8 colours -> (...) raw ids of the nearest palette colour (Euclidean RGB, ties: first entry).
-
-    Colours farther than ``far`` from every palette colour become ``unlabeled`` (``far=None``: always snap).
-    Exact integer distances (float32 on the CPU holds them exactly); each distinct colour is looked up once.
-    """
-    rgb = rgb.cpu()
-    c = rgb.reshape(-1, 3).int()
-    packed = c[:, 0] << 16 | c[:, 1] << 8 | c[:, 2]
-    uniq, inverse = torch.unique(packed, return_inverse=True)
-    u = torch.stack([uniq >> 16, (uniq >> 8) & 255, uniq & 255], 1).float()  # (U, 3)
-    p = colors.float()  # (E, 3)
-    d2 = (u * u).sum(1, keepdim=True) - 2 * u @ p.T + (p * p).sum(1)  # (U, E) squared distances, exact
-    best, nearest = d2.min(1)
-    out = ids[nearest]
-    if far is not None:
-        out = out.masked_fill(best > far * far, unlabeled)
-    return out[inverse].view(rgb.shape[:-1])
+    return table.colorize(labels)
 
 
 def round_trip(rgb: np.ndarray, *, quality: int | None, scale: float, subsampling: str,
@@ -128,13 +86,13 @@ def colour(labels: Tensor, *, quality: int | None, scale: float, subsampling: st
     subsampling = check_choice("subsampling", subsampling, SUBSAMPLING)
     dataset = check_choice("dataset", dataset, DATASETS)
     far = check_float("far", far, 0.0)
-    ids, colors = palette_table(dataset, unlabeled)
-    rgb = colour_code(labels.cpu(), ids, colors, dataset).numpy()  # (B, H, W, 3)
+    table = palette_table(dataset, unlabeled)
+    rgb = colour_code(labels, table, dataset)  # (B, H, W, 3)
     out = []
     for i, g in enumerate(gens):
         offset = torch.randint(0, JPEG_BLOCK, (2,), generator=g).tolist()
         back = round_trip(rgb[i], quality=quality, scale=scale, subsampling=subsampling, offset=offset)
-        out.append(snap_to_palette(torch.from_numpy(back.copy()), ids, colors, far=far, unlabeled=unlabeled))
+        out.append(torch.from_numpy(snap_colors(back, table, far=far, unknown_id=unlabeled)[0]))
     return torch.stack(out).to(labels.device)
 
 

@@ -1,4 +1,4 @@
-"""The SCDM paper's three label corruptions (SPEC §6), exactly as the reference benchmark made them.
+"""The SCDM paper's three label corruptions (docs/method.md §6), exactly as the reference benchmark made them.
 
 - DS: PIL ``Image.resize(..., NEAREST)`` down to the (H // factor, W // factor) grid and back up. The paper
   resized the *original-resolution* annotation straight to 64 x 64 (`image_process/downsample.py`) and its

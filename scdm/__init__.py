@@ -7,15 +7,18 @@ Quick start::
     images = pipe.generate(labels)  # labels: (B, H, W) raw dataset ids -> (B, H, W, 3) uint8
 """
 from .config import (DiffusionConfig, LabelDiffusionConfig, LabelSchedule, LabelSpec, ModelCard, NoiseSchedule,
-                     Precision, Sampler, SamplerConfig, UNetConfig)
+                     Precision, Sampler, SamplerConfig, Spacing, UNetConfig)
 from .official import convert_official
-from .pipeline import BUNDLED, Pipeline, StepInfo, image_seed, load_pipeline
+from .pipeline import BUNDLED, Pipeline, load_pipeline
+from .samplers import StepInfo
+from .seeds import image_seed
+from .settings import SamplingSettings
 from .unet import UNet
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BUNDLED", "DiffusionConfig", "LabelDiffusionConfig", "LabelSchedule", "LabelSpec", "ModelCard", "NoiseSchedule",
-    "Pipeline", "Precision", "Sampler", "SamplerConfig", "StepInfo", "UNet", "UNetConfig", "convert_official", "image_seed",
-    "load_pipeline",
+    "Pipeline", "Precision", "Sampler", "SamplerConfig", "SamplingSettings", "Spacing", "StepInfo", "UNet", "UNetConfig",
+    "convert_official", "image_seed", "load_pipeline",
 ]

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .cli import ArgumentParser, run
 from .config import Precision, Spacing
 
 
@@ -85,23 +85,16 @@ def _install(out: Path, preset: str, sampler) -> None:
     print(f"installed {dest}")
 
 
-def _read_label_png(path: Path):
-    import numpy as np
-    from PIL import Image
+def _read_label_png(path: Path, table):
+    """An index PNG of raw ids, or a PNG colour-coded exactly in the model's palette; a guess is refused."""
+    from .label_io import read_label
 
-    with Image.open(path) as im:
-        if im.mode not in ("L", "P", "I", "I;16"):
-            raise ValueError(f"{path}: label maps must be single-channel index PNGs (mode L, P or I), got {im.mode}")
-        return np.asarray(im).astype(np.int64)
-
-
-def _file_index(stem: str, j: int) -> int:
-    """Image index of sample `j` of label file `stem` for `image_seed`: the first 8 bytes of sha256(stem) plus j.
-
-    Seeds follow the file's name, not its position in the folder or the rank that samples it, so adding files or
-    changing the number of processes leaves every other file's images unchanged.
-    """
-    return int.from_bytes(hashlib.sha256(stem.encode()).digest()[:8], "big") + j
+    decoded = read_label(path, table, blends=False)
+    rep = decoded.colors
+    if rep is not None and rep.exact + rep.transparent != rep.pixels:
+        raise ValueError(f"{path}: not exactly in the model's palette ({rep.summary()}); save an index PNG of raw "
+                         f"ids, or only the palette's colours")
+    return decoded.ids
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -109,7 +102,9 @@ def _sample(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .distributed import setup
-    from .pipeline import image_seed, load_pipeline
+    from .labels import ClassTable
+    from .pipeline import load_pipeline
+    from .seeds import image_seed, name_index
 
     files = sorted(p for p in Path(args.labels).glob("*.png"))
     if not files:
@@ -119,6 +114,7 @@ def _sample(args: argparse.Namespace) -> int:
         raise ValueError("--out must differ from --labels")
     with setup(args.device) as job:  # under torchrun each rank samples files[rank::world]
         pipe = load_pipeline(args.checkpoint, device=job.device)
+        table = ClassTable.from_spec(pipe.card.labels)
         out.mkdir(parents=True, exist_ok=True)
         failed = []
         for path in tqdm(files[job.rank::job.world_size], desc="sampling", disable=not job.is_main):
@@ -126,11 +122,12 @@ def _sample(args: argparse.Namespace) -> int:
             if all(t.exists() for t in targets):
                 continue
             try:
-                label = _read_label_png(path)
+                label = _read_label_png(path, table)
             except (OSError, ValueError) as e:
                 failed.append(f"{path.name}: {e}")
                 continue
-            seeds = [image_seed(args.seed, _file_index(path.stem, j)) for j in range(args.num_samples)]
+            # seeds follow the file's name, not its position or rank: other files and process counts change nothing
+            seeds = [image_seed(args.seed, name_index(path.stem) + j) for j in range(args.num_samples)]
             imgs = pipe.generate(label[None], num_samples=args.num_samples, steps=args.steps, sampler=args.sampler,
                                  guidance=args.guidance, seed=seeds, label_diffusion=False if args.sdm_mode else None,
                                  precision=args.precision, eta=args.eta, spacing=args.spacing)
@@ -159,7 +156,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scdm", description=__doc__)
+    parser = ArgumentParser(prog="python -m scdm", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train (or resume) a preset on the embedded world")
     t.add_argument("--preset", required=True, help="embedded-scdm, embedded-sdm or tiny-scdm")
@@ -180,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     t.set_defaults(fn=_train)
     s = sub.add_parser("sample", help="generate images for a folder of index-PNG label maps")
     s.add_argument("--checkpoint", required=True, help="checkpoint directory or bundled name (embedded-scdm)")
-    s.add_argument("--labels", required=True, help="folder of index PNGs with raw dataset ids")
+    s.add_argument("--labels", required=True, help="folder of label PNGs: index maps of raw dataset ids, or colour-coded in the model's palette")
     s.add_argument("--out", required=True)
     s.add_argument("--num-samples", type=int, default=1)
     s.add_argument("--steps", type=int, help="sampler evaluations (default: the checkpoint's)")
@@ -204,11 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="official CLI hyper-parameter, e.g. num_channels=128 or channel_mult=1,2,2,4")
     c.set_defaults(fn=_convert)
     args = parser.parse_args(argv)
-    try:
-        return args.fn(args)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run(parser.prog, lambda: args.fn(args))  # a user error: one line on stderr, exit code 2
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""Checkpoint directories: `config.json` (a ModelCard) + `model.safetensors` (EMA weights). Loading runs no code.
+"""Checkpoint directories: `config.json` (a ModelCard) + `model.safetensors` (EMA weights), and resumable training
+states (torch.save, read with weights_only=True). Loading runs no code.
 
 Files are written to a temporary name in the same directory and renamed, so a killed writer never leaves a
 half-written checkpoint behind.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -21,6 +23,18 @@ WEIGHTS_NAME = "model.safetensors"
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     atomic_write(path, lambda tmp: save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp,
                                              metadata=metadata))
+
+
+def save_training_state(path: str | Path, state: dict) -> None:
+    """A resumable training state (tensors, numbers, optimizer state dicts) through torch.save, written atomically."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_training_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """A state written by `save_training_state`, loaded with weights_only=True (tensors and plain data, no code)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def save_checkpoint(out_dir: str | Path, state_dict: dict[str, torch.Tensor], card: ModelCard) -> Path:

@@ -4,22 +4,23 @@ A checkpoint directory stores these as JSON (`config.json`) next to its weights,
 """
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .serialize import from_json_value, split_format, to_json_value
+
 
 class NoiseSchedule(str, enum.Enum):
-    """Beta schedule of the image diffusion (SPEC §3)."""
+    """Beta schedule of the image diffusion (docs/method.md §3)."""
 
     LINEAR = "linear"
     COSINE = "cosine"
 
 
 class LabelSchedule(str, enum.Enum):
-    """Keep-probability schedule gamma_t(c) of Label Diffusion (SPEC §4)."""
+    """Keep-probability schedule gamma_t(c) of Label Diffusion (docs/method.md §4)."""
 
     NONE = "none"  # SDM: the condition is never diffused
     UNIFORM = "uniform"  # gamma_t = 1 - t/T for every class (ablation)
@@ -27,7 +28,7 @@ class LabelSchedule(str, enum.Enum):
 
 
 class Sampler(str, enum.Enum):
-    """Reverse-process solvers (SPEC §5)."""
+    """Reverse-process solvers (docs/method.md §5)."""
 
     ANCESTRAL = "ancestral"  # reference-compatible stochastic steps with the learned variance
     DDIM = "ddim"  # DDIM with eta
@@ -56,7 +57,7 @@ class Precision(str, enum.Enum):
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """The SDM U-Net (SPEC §2); the official 256 px presets and tiny CPU models share this code."""
+    """The SDM U-Net (docs/method.md §2); the official 256 px presets and tiny CPU models share this code."""
 
     image_size: int = 64  # training resolution; the network itself is fully convolutional
     in_channels: int = 3  # RGB x_t
@@ -80,7 +81,7 @@ class UNetConfig:
 
 @dataclass(frozen=True)
 class DiffusionConfig:
-    """Gaussian image diffusion (SPEC §3)."""
+    """Gaussian image diffusion (docs/method.md §3)."""
 
     num_timesteps: int = 1000  # T
     noise_schedule: NoiseSchedule = NoiseSchedule.LINEAR  # SDM/SCDM use linear 1e-4 .. 0.02
@@ -88,7 +89,7 @@ class DiffusionConfig:
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """How raw dataset ids become label channels (SPEC §7 encodings)."""
+    """How raw dataset ids become label channels (docs/method.md §7 encodings)."""
 
     num_classes: int = 12  # one-hot channels, edge channel excluded
     raw_ids: tuple[int, ...] | None = None  # raw_ids[i] is the raw id of channel i; None means identity
@@ -105,7 +106,7 @@ class LabelSpec:
 
 @dataclass(frozen=True)
 class LabelDiffusionConfig:
-    """Label Diffusion q(y_t | y_0) of SCDM (SPEC §4)."""
+    """Label Diffusion q(y_t | y_0) of SCDM (docs/method.md §4)."""
 
     schedule: LabelSchedule = LabelSchedule.CLASSWISE  # NONE turns the model into SDM
     kappa: tuple[float, ...] = ()  # per-class kappa_c for CLASSWISE; from the training set or a published .npy
@@ -145,7 +146,7 @@ class ModelCard:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings (SPEC §3: AdamW, lr 1e-4, EMA 0.9999, batch 40, condition dropout 0.2)."""
+    """Optimisation settings (docs/method.md §3: AdamW, lr 1e-4, EMA 0.9999, batch 40, condition dropout 0.2)."""
 
     steps: int = 10_000  # optimizer steps in total (a resumed run continues up to this)
     batch_size: int = 16  # global batch per optimizer step, split over ranks and accumulation steps
@@ -166,60 +167,19 @@ class TrainConfig:
     grad_clip: float = 0.0  # max grad norm; 0 disables (the reference does not clip)
 
 
+# ---------------------------------------------------------------------------------------------- config.json
 
-def to_dict(obj: Any) -> Any:
-    """Dataclass -> JSON-ready dict (enums become their values, tuples lists)."""
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
-    return obj
-
-
-def _tuplify(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_tuplify(v) for v in value)
-    return value
-
-
-def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Build dataclass `cls` from a dict, converting nested configs, enums and tuples; unknown keys are an error."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown fields {unknown}; known fields are {sorted(names)}")
-    hints = {
-        "unet": UNetConfig, "diffusion": DiffusionConfig, "labels": LabelSpec,
-        "label_diffusion": LabelDiffusionConfig, "sampler": SamplerConfig,
-    }
-    enums = {"noise_schedule": NoiseSchedule, "schedule": LabelSchedule, "sampler": Sampler, "precision": Precision,
-             "spacing": Spacing}
-    kwargs = {}
-    for key, value in data.items():
-        if cls is ModelCard and key in hints:
-            kwargs[key] = from_dict(hints[key], value)
-        elif key in enums and cls is not ModelCard:
-            try:
-                kwargs[key] = enums[key](value)
-            except ValueError:
-                choices = [e.value for e in enums[key]]
-                raise ValueError(f"{cls.__name__}.{key}: {value!r} is not one of {choices}") from None
-        elif key == "info":
-            kwargs[key] = value
-        else:
-            kwargs[key] = _tuplify(value)
-    return cls(**kwargs)
+# "format" of a card's config.json; bump it when a field changes meaning. Cards written before it was recorded
+# have no key and are format 1; a newer format is refused (scdm.serialize.split_format).
+CARD_FORMAT = 1
 
 
 def card_to_json(card: ModelCard) -> str:
-    return json.dumps(to_dict(card), indent=1)
+    """config.json text: the format version, then the card's fields."""
+    return json.dumps({"format": CARD_FORMAT, **to_json_value(card)}, indent=1)
 
 
 def card_from_json(text: str) -> ModelCard:
-    return from_dict(ModelCard, json.loads(text))
+    """A card from config.json text, type-checked; errors name the field (`card.sampler.steps: expected int, ...`)."""
+    _, data = split_format(json.loads(text), current=CARD_FORMAT, where="card")
+    return from_json_value(ModelCard, data, "card")

@@ -2,7 +2,7 @@
 
 Each dataset is a table in raw-id order, one class a line: ``raw_id  r g b  name`` (Cityscapes puts its trainId
 before the name). Raw ids are the values in the dataset's label PNGs; the `LabelSpec` factories at the end say
-which channel each one feeds (SPEC §7). Sources of the names and colours:
+which channel each one feeds (docs/method.md §7). Sources of the names and colours:
 
 - ADE20K SceneParsing: 150 classes, raw 1..150 (0 = unlabeled); names (short forms of objectInfo150's, e.g. "car"
   for "auto;automobile") and palette of mmsegmentation's ``ADE20KDataset``, the SceneParsing toolkit's colour map.
@@ -521,7 +521,7 @@ def _spec(classes: Sequence[DatasetClass], identity: bool = False, **kwargs) -> 
 
 
 def ade20k_labels() -> LabelSpec:
-    """ADE20K: raw k -> channel k - 1, raw 0 (unlabeled) -> channel 150 (SPEC §7)."""
+    """ADE20K: raw k -> channel k - 1, raw 0 (unlabeled) -> channel 150 (docs/method.md §7)."""
     return _spec(ADE20K_CLASSES + (ADE20K_UNLABELED,), unlabeled_id=0)
 
 
@@ -538,3 +538,27 @@ def celebamask_hq_labels() -> LabelSpec:
 def cityscapes_labels() -> LabelSpec:
     """Cityscapes gtFine labelIds 0..34 as SDM uses them (0 = unlabeled), plus the instance-edge channel."""
     return _spec(CITYSCAPES_CLASSES, identity=True, unlabeled_id=0, use_edges=True)
+
+
+# The embedded world's 12 classes in the bundled models' channel order: ADE20K raw ids (building, sky, tree, road,
+# grass, sidewalk, mountain, water, field, rock, sand, flower) with ADE20K's names and colours.
+EMBEDDED_IDS = (2, 3, 5, 7, 10, 12, 17, 22, 30, 35, 47, 67)
+
+
+def embedded_labels() -> LabelSpec:
+    """The embedded world's encoding: 12 ADE20K raw ids, unlabeled (raw 0) -> the all-zero vector."""
+    classes = [ADE20K_CLASSES[i - 1] for i in EMBEDDED_IDS]
+    return LabelSpec(num_classes=len(classes), raw_ids=EMBEDDED_IDS, unlabeled_id=0, unlabeled_to_null=True,
+                     class_names=tuple(c.name for c in classes), palette=tuple(tuple(c.color) for c in classes))
+
+
+DATASETS = ("ade20k", "celebamask_hq", "coco_stuff", "cityscapes", "embedded")  # names of `dataset_labels`
+
+
+def dataset_labels(name: str) -> LabelSpec:
+    """The `LabelSpec` of a dataset by name (bench's DatasetKind values; "embedded" is the procedural world)."""
+    factories = {"embedded": embedded_labels, "ade20k": ade20k_labels, "celebamask_hq": celebamask_hq_labels, "coco_stuff": coco_stuff_labels,
+                 "cityscapes": cityscapes_labels}
+    if name not in factories:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    return factories[name]()

@@ -1,4 +1,4 @@
-"""Writing files safely: through a temporary name in the same folder and a rename, with the user's umask.
+"""Writing files safely: through a temporary name in the same folder and a rename, with the user's umask; the cache.
 
 A killed writer never leaves a half-written file behind, and what the project writes for the user (checkpoints,
 run folders, samples) gets the permissions any other program would give it (0644 under the usual umask 022),
@@ -25,6 +25,13 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def cache_dir(*parts: str) -> Path:
+    """The project's one cache folder (recomputable data: world splits, reference features): $SCDM_CACHE, else
+    ~/.cache/scdm; `parts` name a sub-folder, e.g. cache_dir("world")."""
+    root = os.environ.get("SCDM_CACHE") or Path.home() / ".cache" / "scdm"
+    return Path(os.path.expanduser(root)).joinpath(*parts)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -1,4 +1,4 @@
-"""Gaussian image diffusion: float64 schedules, respacing, learned-range variance and the hybrid loss (SPEC §3).
+"""Gaussian image diffusion: float64 schedules, respacing, learned-range variance and the hybrid loss (docs/method.md §3).
 
 Notation: alpha_bar -> ᾱ_t (`alphas_cumprod`), x0 -> x̂_0, beta_tilde -> β̃_t (posterior variance),
 v -> the network's variance-interpolation output in [-1, 1]. All tables are float64 tensors indexed by
@@ -168,7 +168,7 @@ def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log
 
 def hybrid_loss(diffusion: Diffusion, out: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor,
                 i: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Per-sample mse(eps) + L_vb(t) in bits/dim with the mean detached (Improved DDPM Eq. 16; SPEC §3)."""
+    """Per-sample mse(eps) + L_vb(t) in bits/dim with the mean detached (Improved DDPM Eq. 16; docs/method.md §3)."""
     eps, v = out.float().chunk(2, dim=1)
     mse = (noise - eps).pow(2).mean(dim=(1, 2, 3))
     log_var = diffusion.model_log_variance(v, i)

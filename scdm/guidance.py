@@ -46,51 +46,60 @@ def cfg_denoiser(model_fn: ModelFn, y: torch.Tensor, y_null: torch.Tensor, scale
     return denoise
 
 
+class LabelRedraw:
+    """y_t ~ q(y_t | y_user) at every evaluated step, one draw per image from its own generator (docs/method.md §5)."""
+
+    def __init__(self, y: torch.Tensor, label_diffusion: LabelDiffusion | None, generators: list[torch.Generator],
+                 num_classes: int | None = None):
+        self.y, self.generators, self.num_classes = y, generators, num_classes
+        self.label_diffusion = label_diffusion if label_diffusion is not None and label_diffusion.enabled else None
+        self.last: torch.Tensor | None = None  # the latest y_t (B, C, H, W), for previews
+
+    @property
+    def static(self) -> bool:
+        """True when the label never changes (SDM mode): its SPADE work can be done once."""
+        return self.label_diffusion is None
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        if self.label_diffusion is None:
+            self.last = self.y
+        else:
+            self.last = torch.cat([
+                self.label_diffusion.q_sample(self.y[b:b + 1], t[b:b + 1], generator=g, num_classes=self.num_classes)
+                for b, g in enumerate(self.generators)])
+        return self.last
+
+
 class ConditionalDenoiser:
-    """(x_t, t) -> (eps, v) for a batch whose image b has label y[b] and generator generators[b]."""
+    """(x_t, t) -> (eps, v) for a batch whose image b has label y[b] and generator generators[b]: the fused fast path
+    of `cfg_denoiser` (one forward for the conditional and null rows, the label-free encoder shared between them)."""
 
     def __init__(self, model: UNet, y: torch.Tensor, label_diffusion: LabelDiffusion | None,
                  generators: list[torch.Generator], guidance: float = 1.0, num_classes: int | None = None,
-                 autocast_dtype: torch.dtype | None = None,
-                 on_labels: Callable[[torch.Tensor], None] | None = None):
-        self.model, self.y, self.generators = model, y, generators
-        self.label_diffusion = label_diffusion if label_diffusion is not None and label_diffusion.enabled else None
+                 autocast_dtype: torch.dtype | None = None):
+        self.model = model
+        self.labels = LabelRedraw(y, label_diffusion, generators, num_classes)  # `.last`: the latest y_t
         self.guidance = float(guidance)
-        self.num_classes = num_classes
         self.autocast_dtype = autocast_dtype
-        self.on_labels = on_labels  # receives y_t (B, C, H, W) at each call (previews)
         self._static_ctx: LabelContext | None = None
 
-    def _labels(self, t: torch.Tensor) -> torch.Tensor:
-        """y_t ~ q(y_t | y_user), one draw per image from its own generator."""
-        if self.label_diffusion is None:
-            return self.y
-        return torch.cat([
-            self.label_diffusion.q_sample(self.y[b:b + 1], t[b:b + 1], generator=g, num_classes=self.num_classes)
-            for b, g in enumerate(self.generators)
-        ])
-
     def _context(self, y_t: torch.Tensor) -> LabelContext:
-        guided = is_guided(self.guidance)
-        if self.label_diffusion is None and self._static_ctx is not None:
+        if self.labels.static and self._static_ctx is not None:
             return self._static_ctx
         b = y_t.shape[0]
-        if guided:
-            y2 = torch.cat([y_t, torch.zeros_like(y_t)])
+        if is_guided(self.guidance):
+            y2 = torch.cat([y_t, torch.zeros_like(y_t)])  # (2B, C, H, W): conditional rows, then the null label
             null = torch.arange(2 * b, device=y_t.device) >= b
             ctx = self.model.label_context(y2, null)
         else:
             ctx = self.model.label_context(y_t)
-        if self.label_diffusion is None:
+        if self.labels.static:
             self._static_ctx = ctx
         return ctx
 
     @torch.no_grad()
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y_t = self._labels(t)
-        if self.on_labels is not None:
-            self.on_labels(y_t)
-        ctx = self._context(y_t)
+        ctx = self._context(self.labels(t))
         guided = is_guided(self.guidance)
         with torch.autocast(x_t.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             out = self.model(x_t, t, ctx, labels_per_image=2 if guided else 1).float()

@@ -1,4 +1,4 @@
-"""Label Diffusion: the discrete absorbing-state forward process q(y_t | y_0) of SCDM (SPEC §4).
+"""Label Diffusion: the discrete absorbing-state forward process q(y_t | y_0) of SCDM (docs/method.md §4).
 
 Notation: gamma_t(c) -> probability that a pixel of class c keeps its one-hot at original step t;
 tau = t / T; kappa_c -> per-class schedule parameter. A dropped pixel becomes the all-zero [MASK] vector,
@@ -21,7 +21,7 @@ from .config import LabelDiffusionConfig, LabelSchedule
 
 
 def drop_probability(tau: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
-    """1 - gamma_t(c) for tau (B,) and kappa (K,) -> (B, K), float64 (SPEC §4 class-wise schedule)."""
+    """1 - gamma_t(c) for tau (B,) and kappa (K,) -> (B, K), float64 (docs/method.md §4 class-wise schedule)."""
     tau = tau.double()[:, None]
     kappa = kappa.double()[None]
     linear = tau.expand(-1, kappa.shape[1])

@@ -1,4 +1,4 @@
-"""Building blocks of the SDM U-Net: timestep embedding, SPADE, ResBlocks and attention (SPEC §2).
+"""Building blocks of the SDM U-Net: timestep embedding, SPADE, ResBlocks and attention (docs/method.md §2).
 
 Parameter names follow the official checkpoints (`in_layers.2`, `in_norm.mlp_shared.0`, `qkv`, ...), so an
 official state dict loads with no renaming.
@@ -41,7 +41,7 @@ def zero_module(module: nn.Module) -> nn.Module:
 
 
 class SPADE(nn.Module):
-    """SPADE(h, y) = GroupNorm_noaffine(h) * (1 + gamma(y)) + beta(y) (SDM Eq. 6; SPEC §2).
+    """SPADE(h, y) = GroupNorm_noaffine(h) * (1 + gamma(y)) + beta(y) (SDM Eq. 6; docs/method.md §2).
 
     The shared conv of every SPADE at one resolution runs as one fused conv inside `LabelContext`;
     gamma and beta run as one conv with concatenated weights. The all-zero (null) label's modulation
@@ -84,7 +84,7 @@ class SPADE(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """Encoder ResBlock: GroupNorm - SiLU - conv, timestep FiLM, SiLU - dropout - zero conv (SPEC §2)."""
+    """Encoder ResBlock: GroupNorm - SiLU - conv, timestep FiLM, SiLU - dropout - zero conv (docs/method.md §2)."""
 
     def __init__(self, channels: int, emb_channels: int, out_channels: int, *, groups: int, dropout: float,
                  use_scale_shift_norm: bool, down: bool = False, up: bool = False):
@@ -117,7 +117,7 @@ class ResBlock(nn.Module):
 
 
 class SPADEResBlock(nn.Module):
-    """Decoder ResBlock: every GroupNorm replaced by SPADE; FiLM as SPADE(h, y) (1 + scale) + shift (SPEC §2)."""
+    """Decoder ResBlock: every GroupNorm replaced by SPADE; FiLM as SPADE(h, y) (1 + scale) + shift (docs/method.md §2)."""
 
     def __init__(self, channels: int, emb_channels: int, out_channels: int, *, label_channels: int,
                  spade_hidden: int, groups: int, dropout: float, use_scale_shift_norm: bool,

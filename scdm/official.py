@@ -16,6 +16,7 @@ import torch
 from .checkpoint import check_state_dict, save_checkpoint
 from .config import LabelDiffusionConfig, LabelSchedule, LabelSpec, ModelCard, NoiseSchedule
 from .label_diffusion import load_kappa
+from .labels import unlabeled_channel
 from .presets import OFFICIAL_CARDS
 from .unet import UNet
 
@@ -147,9 +148,7 @@ def convert_official(checkpoint: str | Path, out_dir: str | Path, *, preset: str
                      f"It looks like preset {_closest_preset(state)!r}; pass preset=... or the official "
                      f"hyper-parameters (num_channels, channel_mult, attention_resolutions, ...) it was trained with")
     k = card.labels.num_classes
-    unl = None
-    if card.labels.unlabeled_id is not None and card.labels.raw_ids is not None and card.labels.unlabeled_id in card.labels.raw_ids:
-        unl = card.labels.raw_ids.index(card.labels.unlabeled_id)
+    unl = unlabeled_channel(card.labels)
     if kappa is None:
         ld = LabelDiffusionConfig(LabelSchedule.NONE)
     elif isinstance(kappa, (str, Path)):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from dataclasses import dataclass
+import json
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -11,35 +11,20 @@ import numpy as np
 import torch
 
 from .checkpoint import check_state_dict, read_card, read_weights
-from .config import LabelSchedule, ModelCard, Precision, Sampler, Spacing, card_to_json
+from .config import LabelSchedule, ModelCard, Precision, Sampler, Spacing
 from .gaussian import Diffusion
 from .guidance import ConditionalDenoiser
 from .label_diffusion import LabelDiffusion
 from .labels import as_label_tensor, encode
 from .precision import autocast_dtype
-from .samplers import X0Processing, sample
+from .samplers import StepInfo, X0Processing, sample
+from .seeds import image_seed
+from .serialize import to_json_value
 from .settings import SamplingSettings, resolve
 from .unet import UNet
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 BUNDLED = ("embedded-scdm", "embedded-sdm")
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """What the sampler callback receives at every evaluated step (previews)."""
-
-    step: int  # 0-based index of this evaluation
-    num_steps: int
-    t: int  # original 1000-step timestep
-    x_t: torch.Tensor  # (N, 3, H, W) current sample
-    x0: torch.Tensor  # (N, 3, H, W) processed x̂_0
-    y_t: torch.Tensor | None  # (N, C, H, W) diffused label fed to the conditional branch
-
-
-def image_seed(seed: int, index: int) -> int:
-    """Seed of image `index` of a call with `seed`: independent streams, independent of batching."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index)]).generate_state(1)[0])
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -68,7 +53,7 @@ class Pipeline:
 
     def diffuse_labels(self, labels, t: int | torch.Tensor, *, generator: torch.Generator | None = None,
                        edges=None) -> torch.Tensor:
-        """y_t ~ q(y_t | y_0) for integer labels (B, H, W) at original timestep t (SPEC §4)."""
+        """y_t ~ q(y_t | y_0) for integer labels (B, H, W) at original timestep t (docs/method.md §4)."""
         y0 = self.encode(labels, edges)
         t = torch.as_tensor(t, device=self.device).long().reshape(-1).expand(y0.shape[0])
         if ((t < 0) | (t > self.card.diffusion.num_timesteps)).any():
@@ -86,7 +71,8 @@ class Pipeline:
     def digest(self) -> str:
         """sha256 (16 hex digits) of the weights and the card: which model made a result."""
         if self._digest is None:
-            h = hashlib.sha256(card_to_json(self.card).encode())
+            # the card's fields without config.json's format key, so a format bump keeps every digest
+            h = hashlib.sha256(json.dumps(to_json_value(self.card), indent=1).encode())
             for name, tensor in sorted(self.model.state_dict().items()):
                 h.update(name.encode())
                 h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -158,12 +144,10 @@ class Pipeline:
         h, w = y.shape[-2:]
         noise = lambda: torch.cat([torch.randn((1, 3, h, w), generator=g) for g in gens]).to(self.device)  # noqa: E731
         x = noise()
-        last_y: list[torch.Tensor] = []
         ld = self.label_diffusion.respaced(diffusion.timesteps) if r.label_diffusion else None
         denoiser = ConditionalDenoiser(
             self.model, y, ld, gens, r.guidance,
-            num_classes=self.card.labels.num_classes, autocast_dtype=autocast_dtype(r.precision, self.device),
-            on_labels=(lambda y_t: last_y.append(y_t)) if callback is not None else None)
+            num_classes=self.card.labels.num_classes, autocast_dtype=autocast_dtype(r.precision, self.device))
         blend = None
         if inpaint is not None:
             known, m = inpaint
@@ -177,10 +161,8 @@ class Pipeline:
             x = blend(x, diffusion.num_steps - 1)
         cb = None
         if callback is not None:
-            def cb(step, num_steps, x_t, x0):
-                t = int(diffusion.timesteps[num_steps - 1 - step])
-                callback(StepInfo(step, num_steps, t, x_t, x0, last_y[-1] if last_y else None))
-                last_y.clear()
+            def cb(info: StepInfo) -> None:  # the sampler's step, with the y_t this step's denoiser drew
+                callback(dataclasses.replace(info, y_t=denoiser.labels.last))
         x0p = X0Processing(r.extrapolation, r.dynamic_threshold)
         x0 = sample(r.sampler, denoiser, diffusion, x, noise, x0_processing=x0p, eta=r.eta, callback=cb, blend=blend)
         return to_uint8(x0)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 
 from .config import (LabelDiffusionConfig, LabelSchedule, LabelSpec, ModelCard, Precision, Sampler, SamplerConfig,
                      Spacing, TrainConfig, UNetConfig)
-from .datasets import ade20k_labels, celebamask_hq_labels, coco_stuff_labels
+from .datasets import ade20k_labels, celebamask_hq_labels, coco_stuff_labels, embedded_labels
 
 
 @dataclass(frozen=True)
@@ -18,14 +18,7 @@ class Preset:
     threads: int = 0  # torch CPU threads (0 = torch's default)
 
 
-def world_labels() -> LabelSpec:
-    """The embedded world's encoding: 12 ADE20K raw ids, unlabeled (raw 0) -> the all-zero vector."""
-    from .world import CLASSES
-
-    return LabelSpec(
-        num_classes=len(CLASSES), raw_ids=tuple(c.id for c in CLASSES), unlabeled_id=0, unlabeled_to_null=True,
-        class_names=tuple(c.name for c in CLASSES), palette=tuple(tuple(c.color) for c in CLASSES),
-    )
+world_labels = embedded_labels  # the embedded world's encoding (`scdm.datasets.embedded_labels`)
 
 
 # Chosen for a 2-core CPU: ~1.7 s per batch of 16 on one thread with bf16 autocast (benchmarks/train_speed.py).

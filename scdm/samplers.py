@@ -1,8 +1,8 @@
-"""Reverse-process solvers over a denoiser callable (SPEC §5).
+"""Reverse-process solvers over a denoiser callable (docs/method.md §5).
 
 A denoiser maps (x_t (B, 3, H, W), t (B,) original timesteps) -> (eps, v). Each sampler walks the respaced
 steps of a `Diffusion` from the last to the first, calls the denoiser once per step and reports
-(step, x_t, x̂_0) through `callback`. Per-image randomness comes from `noise(shape)`, which the caller
+a `StepInfo` through `callback`. Per-image randomness comes from `noise(shape)`, which the caller
 builds from one generator per image, so results do not depend on the batch size.
 
 Notation: i -> respaced step index, t -> its original 1000-step index, x0 -> x̂_0.
@@ -19,7 +19,21 @@ from .gaussian import Diffusion, extract
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 NoiseFn = Callable[[], torch.Tensor]
-Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a sampler's callback receives at every evaluated step (progress, previews): the one callback protocol."""
+
+    step: int  # 0-based index of this evaluation
+    num_steps: int
+    t: int  # original 1000-step timestep
+    x_t: torch.Tensor  # (N, 3, H, W) the sample before this step
+    x0: torch.Tensor  # (N, 3, H, W) processed x̂_0
+    y_t: torch.Tensor | None = None  # (N, C, H, W) diffused label of the conditional branch, when the caller knows it
+
+
+Callback = Callable[[StepInfo], None]
 
 
 class Blend(Protocol):
@@ -109,7 +123,7 @@ def _loop(step, denoise: Denoiser, diffusion: Diffusion, x: torch.Tensor, x0_pro
         x0 = diffusion.predict_x0(x, _index(i, x), eps)
         x0, x0_prev_extrap = process_x0(x0, x0_prev_extrap, x0_processing)
         if callback is not None:
-            callback(n, steps, x, x0)
+            callback(StepInfo(n, steps, int(diffusion.timesteps[i]), x, x0))
         x = step(x, i, x0, v)
         if blend is not None:
             x = blend(x, i - 1)

@@ -7,6 +7,9 @@ reference where the card is silent:
 - sampling without respacing (steps = T) is the reference's 1000-step mode: no extrapolation and plain
   clipping instead of dynamic thresholding, unless they are asked for explicitly;
 - eta only matters to DDIM (resolved to 0 elsewhere); precision becomes the dtype the device will run.
+
+Files (the bench's `[[samplers]]`, the demo's settings.json) are read with `scdm.serialize.from_json_value(
+SamplingSettings, data, where)` and written with `identity` (`to_json_value`).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import torch
 
 from .config import LabelSchedule, ModelCard, Precision, Sampler, Spacing
 from .precision import autocast_dtype
+from .serialize import to_json_value
 
 
 @dataclass(frozen=True)
@@ -104,4 +108,4 @@ def identity(settings: SamplingSettings) -> dict[str, object]:
     """A resolved setting as plain JSON values (bench cell identity, demo `settings.json`)."""
     if any(getattr(settings, f.name) is None for f in fields(settings)):
         raise ValueError("identity() needs resolved settings (scdm.settings.resolve)")
-    return {f.name: (v.value if hasattr(v, "value") else v) for f in fields(settings) for v in [getattr(settings, f.name)]}
+    return to_json_value(settings)

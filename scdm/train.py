@@ -1,4 +1,4 @@
-"""Training: hybrid loss, condition dropout, Label Diffusion, AdamW + EMA, resume, DDP through torchrun (SPEC §3-4).
+"""Training: hybrid loss, condition dropout, Label Diffusion, AdamW + EMA, resume, DDP through torchrun (docs/method.md §3-4).
 
 `train(card, config)` runs on one process or on every rank of a `torchrun` job whose process group
 `scdm.distributed.setup` opened (gloo on CPU, NCCL on GPU); rank 0 writes. Step `s` draws its images, flips,
@@ -9,7 +9,6 @@ pipeline checkpoint (`config.json` + EMA `model.safetensors`), refreshed at ever
 """
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import dataclass, replace
@@ -20,13 +19,14 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import distributed
-from .checkpoint import atomic_write_bytes, save_checkpoint
-from .config import LabelDiffusionConfig, LabelSchedule, ModelCard, Precision, TrainConfig, to_dict
+from . import distributed, seeds
+from .checkpoint import load_training_state, save_checkpoint, save_training_state
+from .config import LabelDiffusionConfig, LabelSchedule, ModelCard, Precision, TrainConfig
 from .gaussian import Diffusion, hybrid_loss
 from .label_diffusion import LabelDiffusion, estimate_kappa, label_statistics
-from .labels import encode, raw_to_index
+from .labels import encode, raw_to_index, unlabeled_channel
 from .precision import autocast_dtype
+from .serialize import to_json_value
 from .unet import UNet
 
 STATE_NAME = "train_state.pt"
@@ -48,9 +48,9 @@ def classwise_kappa(card: ModelCard, data: TrainData, chunk: int = 1024) -> tupl
             for i in range(0, len(data.labels), chunk))
     area, presence = label_statistics(maps, k)
     kappa = estimate_kappa(area, presence)
-    spec = card.labels
-    if spec.unlabeled_id is not None and spec.raw_ids is not None and spec.unlabeled_id in spec.raw_ids and not spec.unlabeled_to_null:
-        kappa[spec.raw_ids.index(spec.unlabeled_id)] = 0.5
+    unl = unlabeled_channel(card.labels)
+    if unl is not None:
+        kappa[unl] = 0.5
     return tuple(float(v) for v in kappa)
 
 
@@ -62,12 +62,6 @@ def learning_rate(config: TrainConfig, step: int) -> float:
         progress = min(1.0, (step - config.decay_from) / span)
         lr = config.lr_min + (lr - config.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
     return lr
-
-
-def _save_state(path: Path, state: dict) -> None:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def _batch(data: TrainData, idx: np.ndarray, card: ModelCard, flip: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +110,7 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
     step, seen, losses = 0, 0, []
     state_path = out_dir / STATE_NAME
     if state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=True)
+        state = load_training_state(state_path, map_location=device)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -143,7 +137,7 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
         # Everything random in step `step` follows from (seed, step), so a resumed run continues identically, and
         # every rank draws it for the whole global batch and takes its slice: sample k of the batch gets the same
         # image, t, noise and label mask on any number of ranks and accumulation steps.
-        rng = np.random.default_rng([config.seed, step])
+        rng = seeds.rng(config.seed, "step", step)  # = np.random.default_rng([seed, step])
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         order = rng.integers(0, n, size=config.batch_size)
         flips = rng.random(config.batch_size) < 0.5 if config.hflip else np.zeros(config.batch_size, bool)
@@ -194,7 +188,7 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
             losses = []
         if step % config.save_every == 0 or step == config.steps:
             info = dict(card.info, train_steps=step, train_images=seen, precision=config.precision.value,
-                        train=to_dict(config))
+                        train=to_json_value(config))
             job.main_only(_save, out_dir, replace(card, info=info), {
                 "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step, "seen": seen})
     return out_dir
@@ -203,5 +197,5 @@ def train(card: ModelCard, config: TrainConfig, data: TrainData, out_dir: str | 
 def _save(out_dir: Path, card: ModelCard, state: dict) -> None:
     """The pipeline checkpoint (EMA weights) and the resumable training state."""
     save_checkpoint(out_dir, state["ema"], card)
-    _save_state(out_dir / STATE_NAME, state)
+    save_training_state(out_dir / STATE_NAME, state)
 

@@ -1,4 +1,4 @@
-"""The SDM U-Net: an encoder that never sees the label, a middle and decoder modulated by SPADE (SPEC §2).
+"""The SDM U-Net: an encoder that never sees the label, a middle and decoder modulated by SPADE (docs/method.md §2).
 
 The network is raw: `forward(x_t, t, y) -> (B, 6, H, W)` (eps, then the variance interpolation v); it never
 sees a beta. Module names equal the official checkpoints' (`input_blocks.N.M`, `middle_block`,

@@ -75,7 +75,8 @@ def test_bad_dataset_input_names_the_file(tmp_path) -> None:
     extra.unlink()
     bad = root / "annotations" / "validation" / "ADE_val_00000001.png"
     Image.fromarray(np.full((40, 48), 200, np.uint8)).save(bad)
-    with pytest.raises(ValueError, match=r"ADE_val_00000001.png has class ids \[200\]"):
+    with pytest.raises(ValueError, match=r"ADE_val_00000001.png: label ids \[200\] are not classes of the dataset "
+                                         r"encoding \(200: 1920 px\)"):
         load_eval(spec)
     Image.fromarray(np.zeros((40, 48), np.uint8)).save(bad)
     (root / "images" / "validation" / "ADE_val_00000002.jpg").write_bytes(b"not a jpeg")

@@ -42,9 +42,9 @@ def save_tiny(path: Path, weight_seed: int = 0) -> Path:
 @pytest.fixture(scope="module")
 def segmenter(tmp_path_factory) -> Path:
     from scdm.world import CLASS_IDS
-    from test_bench_run import _tiny_segmenter
+    from test_bench_run import tiny_segmenter
 
-    return _tiny_segmenter(tmp_path_factory.mktemp("seg") / "seg", CLASS_IDS)
+    return tiny_segmenter(tmp_path_factory.mktemp("seg") / "seg", CLASS_IDS)
 
 
 @pytest.fixture
@@ -181,8 +181,9 @@ def test_empty_samplers_table_is_the_cards_sampler(tmp_path, segmenter, generate
 
 
 @pytest.mark.parametrize("body, match", [
-    ('[[samplers]]\nsteps = "25"\n', r"samplers\[0\]\.steps: steps must be a whole number"),
-    ('[[samplers]]\nspacing = "even"\n', r"samplers\[0\]\.spacing: unknown spacing 'even'"),
+    ('[[samplers]]\nsteps = "25"\n', r"samplers\[0\]\.steps: expected int or null, got str '25'$"),
+    ('[[samplers]]\nsteps = 2.0\n', r"samplers\[0\]\.steps: expected int or null, got float 2\.0$"),
+    ('[[samplers]]\nspacing = "even"\n', r"samplers\[0\]\.spacing: 'even' is not one of \['ddim', 'sections'\]"),
     ('[[samplers]]\nsampler = "ddim"\nstep = 3\n', r"samplers\[0\]: unknown fields \['step'\]"),
     ('precision = "fp8"\n', r"precision: 'fp8' is not one of"),
 ])
@@ -224,11 +225,11 @@ def test_older_run_folders_are_refused(tmp_path, segmenter, generated) -> None:
 
 def test_robustness_finds_the_setting_folders_of_old_and_new_tables() -> None:
     from bench.report import DEFAULTS, REFERENCE_COLUMNS, SETTING
-    from bench.robustness import _setting_folder
+    from bench.robustness import table_setting_folder
     from bench.store import setting_folder
 
     resolved = resolve(ModelCard(), SamplingSettings(steps=2), "cpu")
-    assert _setting_folder(identity(resolved)) == setting_folder(resolved)
-    assert _setting_folder(dict(REFERENCE_COLUMNS)) == "none"
+    assert table_setting_folder(identity(resolved)) == setting_folder(resolved)
+    assert table_setting_folder(dict(REFERENCE_COLUMNS)) == "none"
     old = {**{k: DEFAULTS.get(k) for k in SETTING}, "sampler": "ddim", "steps": 10, "guidance": 1.5, "eta": 1.0}
-    assert _setting_folder(old) == "ddim_10steps_g1.5_eta1"  # the folder name before identities
+    assert table_setting_folder(old) == "ddim_10steps_g1.5_eta1"  # the folder name before identities

@@ -8,7 +8,7 @@ import torch
 
 from bench.metrics import miou
 from bench.report import frame
-from bench.robustness import (BootstrapConfig, compare_pair, drop_markdown, drops, image_confusions, miou_batch,
+from bench.robustness import (BootstrapConfig, compare_pair, drop_markdown, drop_summary, drops, miou_batch,
                               pair_markdown, paired_bootstrap)
 from bench.segmenter import confusion_matrix, ids_to_indices, miou_from_confusion
 
@@ -20,6 +20,11 @@ def _labels(n: int, seed: int) -> np.ndarray:
     return rng.choice([0, *CLASSES], size=(n, 8, 8)).astype(np.int32)  # 0 = unlabeled, ignored
 
 
+def image_confusions(pred: np.ndarray, target: np.ndarray, classes) -> np.ndarray:
+    """Per-image (N, K, K) confusions of raw ids, as `run_confusions` builds them."""
+    return confusion_matrix(ids_to_indices(pred, classes), ids_to_indices(target, classes), len(classes), per_image=True)
+
+
 def test_image_confusions_sum_to_the_dataset_confusion() -> None:
     target = _labels(5, 0)
     pred = np.where(_labels(5, 1) == 0, 7, _labels(5, 1))  # a segmenter predicts its classes only
@@ -29,8 +34,11 @@ def test_image_confusions_sum_to_the_dataset_confusion() -> None:
     np.testing.assert_array_equal(per.sum(0), whole)
     assert per.sum() == (target != 0).sum()  # unlabeled target pixels are ignored
     assert miou_batch(per.sum(0)) == pytest.approx(miou(pred, target, CLASSES))
-    with pytest.raises(ValueError, match="segmenter's classes"):
-        image_confusions(np.zeros_like(pred), target, CLASSES)
+    with pytest.raises(ValueError, match="predictions must be in"):
+        image_confusions(np.zeros_like(pred), target, CLASSES)  # 0 is not a segmenter class
+    with pytest.raises(ValueError, match="same number of pixels"):
+        confusion_matrix(np.zeros((2, 4)), np.zeros((4, 2)), 3, per_image=True)
+    assert confusion_matrix(np.zeros((0, 4)), np.zeros((0, 4)), 3, per_image=True).shape == (0, 3, 3)
 
 
 def test_miou_batch_matches_miou_from_confusion_including_absent_classes() -> None:
@@ -59,6 +67,8 @@ def test_drops_average_seeds_and_the_table_blanks_partial_means() -> None:
     assert "| a | 0.7000 | 0.2000 | 0.3000 | 0.2500 |" in table
     assert "| b | 0.9000 | 0.6000 |  |  |" in table  # b has no edge cell: no mean across different columns
     assert drop_markdown(df[df["corruption"] != "clean"]) == ""
+    assert drop_summary(df).startswith(table) and "python -m bench robustness RUN" in drop_summary(df)
+    assert drop_summary(df[df["corruption"] != "clean"]) == ""
 
 
 def _confusions(n: int, seed: int, noise: float) -> np.ndarray:

@@ -41,7 +41,7 @@ def _tiny_checkpoint(path: Path, schedule, labels, label_channels: int) -> Path:
     return save_checkpoint(path, model.state_dict(), card)
 
 
-def _tiny_segmenter(path: Path, classes) -> Path:
+def tiny_segmenter(path: Path, classes) -> Path:
     from bench.segmenter import SegmenterConfig, build_model, save_segmenter
 
     cfg = SegmenterConfig(classes=tuple(classes), class_names=(), model_size=None,
@@ -59,7 +59,7 @@ def assets(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench_assets")
     return {"scdm": _tiny_checkpoint(d / "tiny-scdm", LabelSchedule.CLASSWISE, world_labels(), 12),
             "sdm": _tiny_checkpoint(d / "tiny-sdm", LabelSchedule.NONE, world_labels(), 12),
-            "seg": _tiny_segmenter(d / "seg", CLASS_IDS)}
+            "seg": tiny_segmenter(d / "seg", CLASS_IDS)}
 
 
 def tiny_config(assets, **kw) -> BenchConfig:
@@ -182,7 +182,7 @@ def test_ade20k_folder_layout_end_to_end(tmp_path: Path) -> None:
 
     root = make_ade20k(tmp_path / "ADEChallengeData2016", n_val=3, n_train=3)
     ckpt = _tiny_checkpoint(tmp_path / "ade-scdm", LabelSchedule.CLASSWISE, ade20k_labels(), 151)
-    seg = _tiny_segmenter(tmp_path / "ade-seg", range(1, 151))
+    seg = tiny_segmenter(tmp_path / "ade-seg", range(1, 151))
     cfg = BenchConfig(dataset=DatasetSpec(kind=DatasetKind.ADE20K, root=str(root), resolution=32, reference=Reference.EVAL),
                       models=(ModelSpec("ade-scdm", str(ckpt)), ModelSpec("flat-paint", kind=ModelKind.FLAT_PAINT)),
                       corruptions=(CorruptionSpec("edge", (0.3,)),), samplers=(SamplingSettings(steps=2),),

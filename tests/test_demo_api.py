@@ -10,13 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-pytest.importorskip("gradio_client")
+import gradio_client  # noqa: F401  (a required test dependency: missing is a failure)
 from gradio_client import Client, handle_file  # noqa: E402
 
 from demo.app import build_app, launch  # noqa: E402
 from demo.editing import example_scene  # noqa: E402
-from demo.labelmap import MAX_FILE_BYTES, index_png  # noqa: E402
+from demo.labelmap import MAX_FILE_BYTES  # noqa: E402
 from demo.tiny import make_tiny_checkpoints  # noqa: E402
+from scdm.label_io import index_png  # noqa: E402
 from scdm.pipeline import load_pipeline  # noqa: E402
 
 from conftest import free_port  # noqa: E402
@@ -177,3 +178,32 @@ def test_server_still_serves_after_errors(client: Client, label_png: str) -> Non
     assert len(errors) == 3
     scdm, sdm, _ = client.predict(handle_file(label_png), "edge", 0.3, "ddim", 2, 1.5, 0, 1, api_name="/generate")
     assert len(scdm) == 1 and len(sdm) == 1
+
+
+def test_a_full_queue_refuses_clearly_and_the_server_recovers(tmp_path, label_png: str) -> None:
+    """With room for one waiting job, a burst gets 'queue is full' for the overflow; later requests still work."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a, b = make_tiny_checkpoints(tmp_path / "tiny")
+    app = build_app(load_pipeline(a, device="cpu"), load_pipeline(b, device="cpu"), concurrency=1)
+    port = free_port()
+    launch(app, port=port, prevent_thread_lock=True, quiet=True, max_queue=1)
+    try:
+        client = Client(f"http://127.0.0.1:{port}", verbose=False)
+        jobs = [client.submit(handle_file(label_png), "none", 0.0, "ddim", 8, 1.5, seed, 2, api_name="/generate")
+                for seed in range(6)]
+        done, refused = 0, []
+        for job in jobs:
+            try:
+                job.result(timeout=300)
+                done += 1
+            except Exception as e:  # noqa: BLE001  (gradio_client raises its own error types)
+                refused.append(str(e))
+        assert done >= 1 and refused, (done, refused)
+        assert all("queue is full" in r.lower() for r in refused), refused
+        out = client.predict(handle_file(label_png), "none", 0.0, "ddim", 2, 1.5, 0, 1, api_name="/generate")
+        assert len(out[0]) == 1
+    finally:
+        app.close()
+        app.handlers.store.cleanup()
+        torch.set_num_threads(before)

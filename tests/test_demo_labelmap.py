@@ -8,9 +8,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from demo.classes import ClassTable
-from demo.labelmap import (MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE, decode_bytes, decode_file, index_png, resize_label,
-                           snap_to_palette)
+from demo.labelmap import MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE, decode_bytes, decode_file, resize_label
 from scdm.config import LabelSpec
+from scdm.label_io import index_png, snap_colors
 from scdm.presets import ade20k_labels, world_labels
 from scdm.world import CLASS_IDS, PALETTE, label_to_color, make_scene
 
@@ -84,7 +84,7 @@ def test_16bit_ids_above_255_are_reported(table: ClassTable, label: np.ndarray) 
 def test_out_of_range_ids_are_a_clear_error(table: ClassTable, label: np.ndarray) -> None:
     bad = label.copy()
     bad[:4, :4] = 250
-    with pytest.raises(ValueError, match=r"\[250\] are not classes of this model; valid raw ids are 2 building"):
+    with pytest.raises(ValueError, match=r"\[250\] are not classes of this model \(250: 16 px\); valid raw ids are 2 building"):
         decode_bytes(index_png(bad), table, SIZE)
 
 
@@ -137,7 +137,7 @@ def test_antialiased_strokes_snap_to_nearest_class(table: ClassTable) -> None:
     hi = Image.new("RGB", (256, 256), PALETTE[3])  # sky
     ImageDraw.Draw(hi).ellipse((40, 40, 200, 200), fill=PALETTE[5])  # tree
     img = hi.resize((64, 64), Image.Resampling.LANCZOS)  # blended edge colours
-    ids, rep = snap_to_palette(np.asarray(img), table)
+    ids, rep = snap_colors(np.asarray(img), table, blends=True)  # as the canvas decodes strokes
     assert set(np.unique(ids)) <= {3, 5} and rep.snapped > 0 and rep.unknown == 0
     assert "snapped" in rep.summary()
 

@@ -206,13 +206,14 @@ def test_sample_shards_files_and_seeds_follow_the_file(tmp_path, one_thread):
     position or rank; rank 0 reports the files every rank skipped."""
     from PIL import Image
 
-    from scdm.__main__ import _file_index, main
+    from scdm.__main__ import main
     from scdm.checkpoint import save_checkpoint
     from scdm.presets import get_preset
+    from scdm.seeds import name_index
     from scdm.unet import UNet
     from scdm.world import WorldConfig, make_split
 
-    assert _file_index("a", 1) == int.from_bytes(__import__("hashlib").sha256(b"a").digest()[:8], "big") + 1
+    assert name_index("a") == int.from_bytes(__import__("hashlib").sha256(b"a").digest()[:8], "big")
     card = get_preset("tiny-scdm").card
     card = replace(card, label_diffusion=replace(card.label_diffusion, kappa=(2.0,) * card.labels.num_classes))
     torch.manual_seed(0)
@@ -223,7 +224,7 @@ def test_sample_shards_files_and_seeds_follow_the_file(tmp_path, one_thread):
     Image.fromarray(labels[0]).save(both / "a.png")
     Image.fromarray(labels[1]).save(both / "b.png")
     Image.fromarray(labels[1]).save(one / "b.png")
-    Image.new("RGB", (32, 32)).save(both / "a_bad.png")  # not an index PNG: skipped on rank 1
+    Image.new("RGB", (32, 32), (255, 255, 255)).save(both / "a_bad.png")  # white: no class colour; skipped on rank 1
     args = ["sample", "--checkpoint", str(tmp_path / "ckpt"), "--steps", "2", "--device", "cpu", "--precision", "fp32"]
     env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))

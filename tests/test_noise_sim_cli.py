@@ -13,7 +13,7 @@ from PIL import Image
 
 import noise_sim
 from noise_sim.__main__ import MANIFEST, main
-from noise_sim.io import read_label_png, write_label_png
+from scdm.label_io import read_index_png, write_index_png
 
 
 @pytest.fixture(autouse=True)
@@ -70,20 +70,20 @@ def test_corrupts_a_folder_and_writes_a_manifest(folder, tmp_path, capsys):
     b_in, b_out = Image.open(folder / "b.png"), Image.open(out / "b.png")
     assert b_out.mode == "P" and b_out.getpalette() == b_in.getpalette()
     assert Image.open(out / "sub" / "c.png").mode.startswith("I")
-    a_in, a_out = read_label_png(folder / "a.png").ids, read_label_png(out / "a.png").ids
+    a_in, a_out = read_index_png(folder / "a.png").ids, read_index_png(out / "a.png").ids
     assert ((a_out == a_in) | (a_out == 0)).all()
 
 
 def test_output_matches_the_library_with_the_per_file_seed(folder, tmp_path):
-    from noise_sim.__main__ import file_seed
+    from scdm.seeds import name_index, seed_for
 
     out = tmp_path / "out"
     main(["--labels", str(folder), "--out", str(out), "--kind", "mixture", "--severity", "0.8", "--quiet",
           "--dataset", "embedded"])
-    x = torch.from_numpy(read_label_png(folder / "a.png").ids)
+    x = torch.from_numpy(read_index_png(folder / "a.png").ids)
     expected = noise_sim.corrupt(x, "mixture", severity=0.8, dataset="embedded",
-                                 generator=torch.Generator().manual_seed(file_seed(0, "a.png")))
-    assert np.array_equal(read_label_png(out / "a.png").ids, expected.numpy())
+                                 generator=torch.Generator().manual_seed(seed_for(0, "corruption", name_index("a.png"))))
+    assert np.array_equal(read_index_png(out / "a.png").ids, expected.numpy())
 
 
 def test_paper_defaults_without_severity(folder, tmp_path):
@@ -107,7 +107,7 @@ def test_instances_folder(tmp_path):
     out = tmp_path / "out"
     assert main(["--labels", str(labels), "--out", str(out), "--kind", "edge", "--instances", str(inst),
                  "--quiet"]) == 1
-    assert (read_label_png(out / "x.png").ids[:, 8:12] == 0).all()
+    assert (read_index_png(out / "x.png").ids[:, 8:12] == 0).all()
     failed = json.loads((out / MANIFEST).read_text())["failed"]
     assert failed[0]["name"] == "y.png" and "must match" in failed[0]["error"]
 
@@ -138,9 +138,9 @@ def test_preview_grid(folder, tmp_path):
 def test_png_round_trip(tmp_path):
     x = label_map(4).astype(np.int64)
     for name, values in (("l.png", x), ("w.png", x * 200)):
-        write_label_png(tmp_path / name, values)
-        back = read_label_png(tmp_path / name)
+        write_index_png(tmp_path / name, values)
+        back = read_index_png(tmp_path / name)
         assert np.array_equal(back.ids, values) and back.ids.dtype == np.int64
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "rgb.png")
     with pytest.raises(ValueError, match="convert colour-coded"):
-        read_label_png(tmp_path / "rgb.png")
+        read_index_png(tmp_path / "rgb.png")

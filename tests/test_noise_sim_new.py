@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 import noise_sim
 from noise_sim import colour, morph
+from scdm.label_io import snap_colors
 
 NEW = ("partial", "blobs", "warp", "colour")
 SEVERITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -105,7 +106,7 @@ def test_severity_rules():
 
 def reference_segments(labels: np.ndarray, instances: np.ndarray | None = None) -> list[np.ndarray]:
     """4-connected segments of equal (class, instance), as boolean masks, via scipy."""
-    ndimage = pytest.importorskip("scipy.ndimage")
+    import scipy.ndimage as ndimage
     key = labels.astype(np.int64) if instances is None else labels.astype(np.int64) * 100_000 + instances
     masks = []
     for value in np.unique(key):
@@ -221,25 +222,24 @@ def test_colour_high_severity_changes_boundary_pixels():
     assert float(changed[boundary].double().mean()) > 0.5  # most boundary pixels are hit ...
     dist = morph.l1_distance(boundary)
     assert float(changed[dist > 8].double().mean()) < 0.02  # ... region interiors hardly
-    assert ids(out) <= set(dict(colour.dataset_palette("embedded")))  # palette ids or unlabeled only
+    assert ids(out) <= set(colour.palette_table("embedded", 0).raw_ids)  # palette ids or unlabeled only
     assert (out[changed] == 0).any()  # far (blended) colours became unlabeled
 
 
 def test_snap_to_palette_nearest_and_far():
-    ids_, colors = colour.palette_table("embedded", 0)
-    grass = colors[ids_.tolist().index(10)].int()
+    table = colour.palette_table("embedded", 0)
+    grass = torch.tensor(table.colors[table.raw_ids.index(10)])
     magenta = torch.tensor([255, 0, 255])  # 143 from the nearest world colour, field (112, 9, 255)
     rgb = torch.stack([grass, grass + torch.tensor([3, -4, 2]), magenta]).clamp(0, 255)
-    rgb = rgb.to(torch.uint8).view(1, 3, 3)
-    assert colour.snap_to_palette(rgb, ids_, colors, far=40.0, unlabeled=0).tolist() == [[10, 10, 0]]
-    assert colour.snap_to_palette(rgb, ids_, colors, far=None, unlabeled=0)[0, 2] == 30  # always snap
+    rgb = rgb.to(torch.uint8).view(1, 3, 3).numpy()
+    assert snap_colors(rgb, table, far=40.0, unknown_id=0)[0].tolist() == [[10, 10, 0]]
+    assert snap_colors(rgb, table, far=None, unknown_id=0)[0][0, 2] == 30  # always snap
 
 
 def test_colour_palettes_and_unlabeled():
     for dataset in colour.DATASETS:
-        table_ids, colors = colour.palette_table(dataset, 0)
-        packed = colors.int() @ torch.tensor([65536, 256, 1], dtype=torch.int32)
-        assert len(packed.unique()) == len(table_ids) and colors[table_ids == 0].tolist() == [[0, 0, 0]]
+        table = colour.palette_table(dataset, 0)
+        assert len(set(table.colors)) == len(table.raw_ids) and table.colors[table.raw_ids.index(0)] == (0, 0, 0)
     x = torch.full((1, 16, 16), 3)
     x[:, 4:12, 4:12] = 255
     coco = noise_sim.corrupt(x, "colour", quality=None, dataset="coco_stuff", unlabeled=255)  # black is unlabeled

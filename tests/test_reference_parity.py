@@ -146,10 +146,10 @@ def test_ancestral_trajectory_matches_reference(name):
     states: dict[int, torch.Tensor] = {}  # completed steps -> x after them
     x0s: dict[int, torch.Tensor] = {}  # the step number that produced it -> processed x0
 
-    def callback(step, num_steps, x_t, x0):
-        assert num_steps == n
-        states[step] = x_t.clone()  # x_t before step `step` = x after `step` completed steps
-        x0s[step + 1] = x0.clone()
+    def callback(info):
+        assert info.num_steps == n
+        states[info.step] = info.x_t.clone()  # x_t before step `step` = x after `step` completed steps
+        x0s[info.step + 1] = info.x0.clone()
 
     with torch.no_grad():
         final = sample_ancestral(denoise, diffusion, x_T.clone(), noise_fn,

@@ -1,4 +1,4 @@
-"""Bit-exact parity of the bench's data protocol with the official SCDM evaluation loader (SPEC §6-7).
+"""Bit-exact parity of the bench's data protocol with the official SCDM evaluation loader (docs/method.md §6-7).
 
 `tests/fixtures/reference/preprocessing.json` holds the sha256 of what the official code makes from the
 inputs built by `make_inputs` below (`python tools/reference_preprocessing_fixtures.py <checkout>` runs
@@ -157,7 +157,7 @@ def test_bench_reads_files_as_the_reference_loader(case: str, fixture: dict, inp
 
 
 def test_ds_from_the_resized_label_would_differ(fixture: dict, inputs: dict, tmp_path: Path) -> None:
-    """Why DS starts from the original: 256 -> 64 -> 256 samples the grid at another phase (SPEC §6)."""
+    """Why DS starts from the original: 256 -> 64 -> 256 samples the grid at another phase (docs/method.md §6)."""
     import torch
 
     import noise_sim

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-segmentation_models_pytorch = pytest.importorskip("segmentation_models_pytorch")
+import segmentation_models_pytorch
 smp = segmentation_models_pytorch
 
 from bench import segmenter as S  # noqa: E402
@@ -158,18 +158,64 @@ def test_bad_config_is_a_value_error(tmp_path):
 
 @pytest.fixture(scope="module")
 def embedded():
-    if not (S.EMBEDDED_DIR / S.CONFIG_NAME).is_file():
-        pytest.skip("embedded segmenter not trained yet")
+    assert (S.EMBEDDED_DIR / S.CONFIG_NAME).is_file(), "the bundled embedded segmenter is missing"
     return S.load_segmenter("embedded")
 
 
 def test_embedded_segmenter_scores_world_test_scenes(embedded):
     assert embedded.classes == CLASS_IDS and embedded.name == "embedded"
-    config = json.loads((S.EMBEDDED_DIR / S.CONFIG_NAME).read_text())
-    assert config["metrics"]["n_images"] >= 1000 and config["metrics"]["miou"] > 0.6
     assert sum(f.stat().st_size for f in S.EMBEDDED_DIR.iterdir()) < 20 * 2**20
     test = make_split("test", 12, WorldConfig(size=64), start=5000)  # scenes beyond the scored ones
     pred = embedded.predict(test["images"], batch_size=5)
     np.testing.assert_array_equal(embedded.predict(test["images"], batch_size=12), pred)
     cm = S.confusion_matrix(S.ids_to_indices(pred, CLASS_IDS), S.ids_to_indices(test["labels"], CLASS_IDS), 12)
     assert np.trace(cm) / cm.sum() > 0.85  # pixel accuracy
+    assert S.miou_from_confusion(cm)[0] > 0.6  # measured here (README: 0.761 on 1000 held-out scenes)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+def test_confusion_matrix_per_image_sums_to_the_whole_set():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 4, (3, 5, 5))
+    target[0, 0, :] = 255  # ignored
+    pred = rng.integers(0, 3, (3, 5, 5))
+    per = S.confusion_matrix(pred, target, 3 + 1, per_image=True)
+    assert per.shape == (3, 4, 4) and per.dtype == np.int64
+    np.testing.assert_array_equal(per.sum(0), S.confusion_matrix(pred, target, 4))
+    for i in range(3):
+        np.testing.assert_array_equal(per[i], S.confusion_matrix(pred[i], target[i], 4))
+
+
+def test_train_segmenter_resumes_like_an_unbroken_run(tmp_path, monkeypatch):
+    """Every draw of step s follows from (seed, s) and the state (read with weights_only=True) is written
+    atomically: a run killed after step 2 and resumed writes the weights of an unbroken run."""
+    from bench import train_segmenter as T
+
+    monkeypatch.setenv("SCDM_CACHE", str(tmp_path / "cache"))
+    flags = ["--steps", "3", "--batch-size", "2", "--n-train", "6", "--n-test", "2", "--decoder-channels", "8", "8",
+             "8", "8", "8", "--threads", "1"]
+    assert T.main(["--out", str(tmp_path / "a"), *flags]) == 0
+
+    class Killed(Exception):
+        pass
+
+    calls = []
+    logits = T.network_logits
+
+    def dies_in_step_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Killed()
+        return logits(*args, **kwargs)
+
+    monkeypatch.setattr(T, "network_logits", dies_in_step_3)
+    with pytest.raises(Killed):
+        T.main(["--out", str(tmp_path / "b"), *flags, "--save-every", "1"])
+    state = torch.load(tmp_path / "b" / T.STATE_NAME, weights_only=True)
+    assert state["step"] == 2 and "generator" not in state
+    monkeypatch.setattr(T, "network_logits", logits)
+    assert T.main(["--out", str(tmp_path / "b"), *flags, "--save-every", "1"]) == 0
+    assert not (tmp_path / "b" / T.STATE_NAME).exists()
+    assert (tmp_path / "a" / S.WEIGHTS_NAME).read_bytes() == (tmp_path / "b" / S.WEIGHTS_NAME).read_bytes()
+    assert S.SegmenterConfig.from_json((tmp_path / "b" / S.CONFIG_NAME).read_text()).training["steps"] == 3

@@ -9,6 +9,7 @@ from scdm.world import (
     CLASS_IDS, CLASS_NAMES, CLASSES, PALETTE, THING_IDS, UNLABELED, WorldConfig, label_to_color, load_or_make_split,
     make_scene, make_split, render,
 )
+from scdm.labels import UNKNOWN_COLOR
 from scdm.world.dataset import cache_path
 from scdm.world.layout import remove_slivers
 
@@ -124,7 +125,7 @@ def test_label_to_color() -> None:
     rgb = label_to_color(label)
     assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
     assert tuple(rgb[0, 0]) == PALETTE[3] and tuple(rgb[0, 1]) == PALETTE[5]
-    assert tuple(rgb[1, 0]) == (0, 0, 0) and tuple(rgb[1, 1]) == (0, 0, 0)
+    assert tuple(rgb[1, 0]) == (0, 0, 0) and tuple(rgb[1, 1]) == UNKNOWN_COLOR  # unlabeled black, 200 unknown
 
 
 def test_bad_arguments() -> None:
@@ -156,7 +157,7 @@ def test_cache_roundtrip_and_corruption(tmp_path) -> None:
 
 def test_cache_dir_from_env(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SCDM_CACHE", str(tmp_path))
-    assert cache_path("train", 2).parent == tmp_path
+    assert cache_path("train", 2).parent == tmp_path / "world"  # one cache root: $SCDM_CACHE/world, $SCDM_CACHE/bench
 
 
 def test_cli_preview_writes_a_grid_and_bad_input_is_one_line(tmp_path, capsys):

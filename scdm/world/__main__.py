@@ -9,6 +9,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from ..cli import ArgumentParser, run
 from .classes import CLASSES, label_to_color
 from .dataset import WorldConfig, make_split
 
@@ -36,7 +37,7 @@ def preview_grid(data: dict[str, np.ndarray], zoom: int = 3, gap: int = 2) -> np
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run preview or stats; a user error is one line on stderr and exit code 2."""
-    parser = argparse.ArgumentParser(prog="python -m scdm.world", description=__doc__)
+    parser = ArgumentParser(prog="python -m scdm.world", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     pv = sub.add_parser("preview", help="write a PNG grid of images, labels and instances")
     pv.add_argument("--out", default="docs/world_preview.png")
@@ -51,11 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--split", choices=["train", "test"], default="train")
     st.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run(parser.prog, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:

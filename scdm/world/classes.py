@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..datasets import ADE20K_CLASSES
+from ..datasets import ADE20K_CLASSES, EMBEDDED_IDS, embedded_labels
+from ..labels import ClassTable
 
 UNLABELED = 0  # ADE20K raw id 0: "other/unlabeled"; never produced by the clean world
 
@@ -41,24 +43,23 @@ def _ade20k(raw_id: int) -> WorldClass:
 
 
 # Channel order of the embedded models; names and colours are ADE20K's (tests pin them: the bundled models use them).
-CLASSES: tuple[WorldClass, ...] = tuple(
-    _ade20k(i) for i in (BUILDING, SKY, TREE, ROAD, GRASS, SIDEWALK, MOUNTAIN, WATER, FIELD, ROCK, SAND, FLOWER))
+CLASSES: tuple[WorldClass, ...] = tuple(_ade20k(i) for i in EMBEDDED_IDS)
+assert EMBEDDED_IDS == (BUILDING, SKY, TREE, ROAD, GRASS, SIDEWALK, MOUNTAIN, WATER, FIELD, ROCK, SAND, FLOWER)
 CLASS_IDS: tuple[int, ...] = tuple(c.id for c in CLASSES)
 CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in CLASSES)
 PALETTE: dict[int, tuple[int, int, int]] = {UNLABELED: (0, 0, 0), **{c.id: c.color for c in CLASSES}}
 
 THING_IDS: tuple[int, ...] = (BUILDING, TREE, ROCK)  # countable classes that carry instance ids
 
-_LUT = np.zeros((256, 3), np.uint8)
-for _id, _rgb in PALETTE.items():
-    _LUT[_id] = _rgb
+
+@functools.lru_cache(maxsize=1)
+def _table() -> ClassTable:
+    return ClassTable.from_spec(embedded_labels())  # PALETTE's colours, unlabeled black
 
 
 def label_to_color(label: np.ndarray) -> np.ndarray:
-    """Colour-code a (H, W) raw-id label map with PALETTE; unknown ids become black."""
+    """Colour-code a (H, W) raw-id label map with PALETTE; other ids get `scdm.labels.UNKNOWN_COLOR`."""
     label = np.asarray(label)
     if label.ndim != 2:
         raise ValueError(f"label must be a (H, W) array of raw ids, got shape {label.shape}")
-    if label.dtype != np.uint8:
-        label = np.where((label >= 0) & (label < 256), label, 0).astype(np.uint8)
-    return _LUT[label]
+    return _table().colorize(label)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,14 +10,15 @@ from typing import Literal
 
 import numpy as np
 
-from ..files import atomic_write
+from .. import seeds
+from ..files import atomic_write, cache_dir as cache_root
 from .layout import make_layout
 from .render import render
 
 WORLD_VERSION = 1  # bump whenever layouts or rendering change, so stale caches are ignored
 
 Split = Literal["train", "test"]
-_SPLIT_CODES = {"train": 0, "test": 1}  # separate seed streams: the splits never share a scene
+SPLITS = ("train", "test")  # separate seed streams ("world-train", "world-test"): the splits never share a scene
 _LAYOUT, _APPEARANCE = 0, 1  # sub-streams: the label map does not depend on the renderer's draws
 
 
@@ -41,15 +41,14 @@ class Scene:
     image: np.ndarray  # (H, W, 3) uint8 RGB
 
 
-def _check(split: str, config: WorldConfig) -> int:
-    """Validate split and config; return the split's seed code."""
-    if split not in _SPLIT_CODES:
-        raise ValueError(f"split must be one of {sorted(_SPLIT_CODES)}, got {split!r}")
+def _check(split: str, config: WorldConfig) -> None:
+    """Validate split and config."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     if not 16 <= config.size <= 1024:
         raise ValueError(f"WorldConfig.size must be in 16..1024 (tested 32..256), got {config.size}")
     if config.seed < 0:
         raise ValueError(f"WorldConfig.seed must be non-negative, got {config.seed}")
-    return _SPLIT_CODES[split]
 
 
 def scene_rng(
@@ -58,7 +57,8 @@ def scene_rng(
     """The generator of one scene's layout (stream 0) or appearance (stream 1)."""
     if index < 0:
         raise ValueError(f"scene index must be non-negative, got {index}")
-    return np.random.Generator(np.random.PCG64([config.seed, _check(split, config), index, stream]))
+    _check(split, config)
+    return seeds.rng(config.seed, f"world-{split}", index, stream)
 
 
 def make_scene(index: int, split: Split = "train", config: WorldConfig = WorldConfig()) -> Scene:
@@ -84,9 +84,10 @@ def make_split(split: Split, n: int, config: WorldConfig = WorldConfig(), *, sta
 
 
 def cache_path(split: Split, n: int, config: WorldConfig = WorldConfig(), cache_dir: str | Path | None = None) -> Path:
-    """Where load_or_make_split keeps a split: keyed by version, split, n, size, seed (+ a hash of other knobs)."""
+    """Where load_or_make_split keeps a split (default `scdm.files.cache_dir("world")`): keyed by version, split, n,
+    size, seed (+ a hash of other knobs)."""
     if cache_dir is None:
-        cache_dir = os.environ.get("SCDM_CACHE") or Path.home() / ".cache" / "scdm" / "world"
+        cache_dir = cache_root("world")
     knobs = hashlib.sha1(repr(sorted(asdict(config).items())).encode()).hexdigest()[:8]
     return Path(cache_dir) / f"world_v{WORLD_VERSION}_{split}_n{n}_s{config.size}_seed{config.seed}_{knobs}.npz"
 
