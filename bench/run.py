@@ -203,7 +203,7 @@ def _run(config: BenchConfig, out: Path, events: Events, ranks: Distributed) -> 
             for folder, ident in identities:  # before any image, so every image has its identity beside it
                 if not (folder / IDENTITY_NAME).exists():
                     write_json(folder / IDENTITY_NAME, ident)
-    except Exception as e:  # every process must hear about it, or the others would wait at the next collective
+    except Exception as e:  # noqa: BLE001 - every process must hear about it, or the others would wait at the next collective
         error = e
     if not ranks.all_ok(error is None):
         if error is not None:

@@ -101,7 +101,7 @@ def stream_generate(pipe: Pipeline, label: np.ndarray, request: Request, table: 
         try:
             images = pipe.generate(label[None], **_generate_kwargs(request, inpaint), callback=callback)
             events.put(Result(images, time.perf_counter() - start))
-        except BaseException as e:  # handed to the consumer, which re-raises it
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
             events.put(e)
 
     worker = threading.Thread(target=work, name="scdm-demo-sampler", daemon=True)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -102,6 +101,7 @@ def _sample(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .distributed import setup
+    from .files import atomic_write
     from .labels import ClassTable
     from .pipeline import load_pipeline
     from .seeds import image_seed, name_index
@@ -132,9 +132,7 @@ def _sample(args: argparse.Namespace) -> int:
                                  guidance=args.guidance, seed=seeds, label_diffusion=False if args.sdm_mode else None,
                                  precision=args.precision, eta=args.eta, spacing=args.spacing)
             for img, target in zip(imgs, targets):
-                tmp = target.with_name(f".{target.name}.tmp.png")
-                Image.fromarray(img).save(tmp)
-                os.replace(tmp, target)
+                atomic_write(target, lambda tmp, img=img: Image.fromarray(img).save(tmp, format="PNG"))
         failed = sorted(line for lines in job.all_gather(failed) for line in lines)  # also waits for every rank
     if job.is_main:
         for line in failed:
@@ -149,7 +147,7 @@ def _convert(args: argparse.Namespace) -> int:
     hp = {}
     for item in args.hparam or []:
         key, _, value = item.partition("=")
-        hp[key] = value if not value.lower() in ("true", "false") else value.lower() == "true"
+        hp[key] = value if value.lower() not in ("true", "false") else value.lower() == "true"
     out = convert_official(args.checkpoint, args.out, preset=args.preset, kappa=args.kappa, **hp)
     print(f"converted {args.checkpoint} -> {out}")
     return 0

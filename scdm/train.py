@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed, seeds
 from .checkpoint import load_training_state, save_checkpoint, save_training_state
-from .config import LabelDiffusionConfig, LabelSchedule, ModelCard, Precision, TrainConfig
+from .config import LabelDiffusionConfig, LabelSchedule, ModelCard, TrainConfig
 from .gaussian import Diffusion, hybrid_loss
 from .label_diffusion import LabelDiffusion, estimate_kappa, label_statistics
 from .labels import encode, raw_to_index, unlabeled_channel

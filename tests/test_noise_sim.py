@@ -12,17 +12,12 @@ from PIL import Image
 import noise_sim
 from noise_sim import morph, rng
 from noise_sim.registry import MAX_ID
+from conftest import gen  # noqa: E402
 
 KINDS = noise_sim.KINDS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small maps: one torch thread is fastest and avoids contention with other jobs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small maps: one torch thread is fastest
 
 
 def scenes(n: int = 4, size: int = 48, seed: int = 0) -> torch.Tensor:
@@ -42,10 +37,6 @@ def scenes(n: int = 4, size: int = 48, seed: int = 0) -> torch.Tensor:
             lab = torch.where((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r, c, lab)
         out.append(lab)
     return torch.stack(out).long()
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 # ---- the contract shared by every kind ----------------------------------------------------------------

@@ -8,19 +8,10 @@ import torch
 import noise_sim
 from noise_sim import morph
 from noise_sim.confusion import ADE20K, EMBEDDED, TABLES
+from conftest import gen  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small maps: one torch thread is fastest and avoids contention with other jobs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small maps: one torch thread is fastest
 
 
 def halves(left: int, right: int, size: int = 24) -> torch.Tensor:

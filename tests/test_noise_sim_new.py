@@ -14,23 +14,14 @@ import torch.nn.functional as F
 import noise_sim
 from noise_sim import colour, morph
 from scdm.label_io import snap_colors
+from conftest import gen  # noqa: E402
 
 NEW = ("partial", "blobs", "warp", "colour")
 SEVERITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
 NESTED = ("partial", "blobs")  # changed sets nested in severity: monotone per map, not only on average
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small maps: one torch thread is fastest and avoids contention with other jobs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small maps: one torch thread is fastest
 
 
 @functools.lru_cache(maxsize=None)

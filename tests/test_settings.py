@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from scdm.config import LabelDiffusionConfig, LabelSchedule, ModelCard, Precision, Sampler, SamplerConfig, Spacing
+from scdm.config import Precision, Sampler, Spacing
 from scdm.guidance import ConditionalDenoiser, apply_guidance, cfg_denoiser
 from scdm.presets import OFFICIAL_CARDS, get_preset
 from scdm.settings import SamplingSettings, identity, resolve
