@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from scdm.config import Precision
 from scdm.presets import get_preset
 from scdm.train import STATE_NAME, TrainData, train
 from scdm.world import WorldConfig, make_split
@@ -53,7 +54,7 @@ def test_bad_settings(tmp_path, data):
     with pytest.raises(ValueError, match="divisible"):
         train(card, replace(_cfg(1), batch_size=3, grad_accum=2), data, tmp_path / "a", device="cpu")
     with pytest.raises(ValueError, match="bf16"):
-        train(card, replace(_cfg(1), precision=__import__("scdm.train", fromlist=["Precision"]).Precision.FP16), data, tmp_path / "b", device="cpu")
+        train(card, replace(_cfg(1), precision=Precision.FP16), data, tmp_path / "b", device="cpu")
     with pytest.raises(ValueError, match="unknown preset"):
         get_preset("huge")
 
