@@ -96,7 +96,6 @@ def tiny_segmenter(path: Path) -> Path:
     return save_segmenter(path, build_model(cfg), cfg)
 
 
-@pytest.mark.slow
 def test_paper_ade20k_rehearsal(tmp_path: Path) -> None:
     from bench.__main__ import main
     from bench.report import read_table
