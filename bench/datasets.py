@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -19,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from scdm.config import LabelSpec
 from scdm.datasets import dataset_labels as labels_of
 from scdm.label_io import index_array
-from scdm.labels import fill_id, ids_error, invalid_ids, valid_ids
+from scdm.labels import class_ids, fill_id, ids_error, invalid_ids, valid_ids
 
 from .config import DatasetKind, DatasetSpec
 
@@ -76,6 +77,27 @@ def dataset_labels(kind: DatasetKind) -> LabelSpec | None:
     """The dataset's raw-id encoding (`scdm.datasets.dataset_labels`, docs/method.md §7); None for folders (the models'
     cards decide)."""
     return None if kind == DatasetKind.FOLDER else labels_of(kind.value)
+
+
+def naming_labels(kind: DatasetKind, cards: Sequence[LabelSpec] = ()) -> LabelSpec | None:
+    """The encoding whose class names a report shows: the dataset's, else (folders) the first model card's that
+    names its classes; None when none does."""
+    specs = [dataset_labels(kind), *cards]
+    return next((s for s in specs if s is not None and len(s.class_names) == len(class_ids(s))), None)
+
+
+def class_names(kind: DatasetKind, cards: Sequence[LabelSpec] = (), fallback: Mapping[int, str] | None = None
+                ) -> dict[int, str]:
+    """raw id -> class name from `naming_labels`, completed by `fallback` (e.g. the segmenter's own names)."""
+    spec = naming_labels(kind, cards)
+    names = dict(zip(class_ids(spec), spec.class_names)) if spec is not None else {}
+    return {**(fallback or {}), **names}
+
+
+def class_label(raw_id: int, names: Mapping[int, str], *, with_id: bool = True) -> str:
+    """'sky (3)' (or 'sky' without `with_id`) where `names` has id 3; 'id 3' where it does not."""
+    name = names.get(int(raw_id))
+    return f"id {raw_id}" if not name else f"{name} ({raw_id})" if with_id else name
 
 
 def unlabeled_id(kind: DatasetKind) -> int:

@@ -190,10 +190,18 @@ def lpips_diversity(model: torch.nn.Module, groups: Sequence[np.ndarray], device
 
 # ---------------------------------------------------------------------------------------------- mIoU
 
-def miou(pred: np.ndarray, target: np.ndarray, classes: Sequence[int]) -> float:
-    """mIoU of predicted vs target raw ids over the segmenter's classes; other target ids are ignored."""
-    from .segmenter import confusion_matrix, ids_to_indices, miou_from_confusion
+def confusion(pred: np.ndarray, target: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """(K, K) confusion of predicted vs target raw ids over the segmenter's `classes` (rows = target); other
+    target ids are ignored."""
+    from .segmenter import confusion_matrix, ids_to_indices
 
     p = ids_to_indices(pred, classes, fill=IGNORE)
     t = ids_to_indices(target, classes, fill=IGNORE)
-    return miou_from_confusion(confusion_matrix(p, t, len(classes), ignore_index=IGNORE))[0]
+    return confusion_matrix(p, t, len(classes), ignore_index=IGNORE)
+
+
+def miou(pred: np.ndarray, target: np.ndarray, classes: Sequence[int]) -> float:
+    """mIoU of predicted vs target raw ids over the segmenter's classes; other target ids are ignored."""
+    from .segmenter import miou_from_confusion
+
+    return miou_from_confusion(confusion(pred, target, classes))[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -157,6 +157,31 @@ def markdown_tables(df: pd.DataFrame) -> str:
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
+
+
+def per_class_markdown(confusions: Sequence[tuple[dict, np.ndarray]], classes: Sequence[int],
+                       names: Mapping[int, str]) -> str:
+    """Per-class IoU on clean labels: rows = classes present in the labels, named ('sky (3)', else 'id 3'), columns
+    = model (setting); each from its (K, K) clean-label confusions over the segmenter's `classes`, pooled over
+    seeds. `confusions` holds (model + setting columns, confusion) pairs; "" without any."""
+    from .datasets import class_label
+    from .segmenter import class_iou
+
+    if not confusions:
+        return ""
+    series = series_labels(pd.DataFrame([{**REFERENCE_COLUMNS, **k} for k, _ in confusions]))
+    pooled: dict[str, np.ndarray] = {}
+    for label, (_, cm) in zip(series, confusions):
+        pooled[label] = pooled.get(label, 0) + np.asarray(cm, np.int64)
+    iou = {label: class_iou(cm) for label, cm in pooled.items()}  # (K,) each, NaN for an empty union
+    present = np.flatnonzero(sum(cm.sum(1) for cm in pooled.values()) > 0)  # classes in the clean labels
+    cols = list(pooled)
+    lines = ["**Per-class IoU, clean labels** (higher is better; classes in the labels, pooled over seeds)", "",
+             "| class | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for k in present:
+        cells = ["" if np.isnan(iou[c][k]) else f"{iou[c][k]:.4f}" for c in cols]
+        lines.append(f"| {class_label(classes[k], names)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def metric_order(metrics: Iterable[str]) -> list[str]:

@@ -24,7 +24,8 @@ from scdm.serialize import to_json_value
 from . import report
 from .config import (BenchConfig, Mode, ModelKind, ModelSpec, Reference, config_document, requested_settings,
                      validate)
-from .datasets import Split, dataset_labels, load_eval, load_train, mean_colours, unlabeled_id
+from .datasets import (Split, class_names, dataset_labels, load_eval, load_train, mean_colours, naming_labels,
+                       unlabeled_id)
 from .robustness import drop_summary
 from .sampling import LabelBank, pending, sample_diffusion, shard, write_flat_paint, write_real
 from .scoring import Scorer, build_scorer, plan_metrics
@@ -246,21 +247,28 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
     wanted = {m.value for m in scorer.plan.metrics}
     events.stage("scoring", len(all_cells))
     rows: list[dict] = []
+    clean_cms: list[tuple[dict, np.ndarray]] = []  # (model + setting columns, (K, K)) of clean cells, for per-class IoU
+    classes = list(scorer.segmenter.classes) if scorer.segmenter is not None else None
     for model, cell in all_cells:
         counts = _sample_counts(config, n, model.spec.kind, cell.condition)
         context = f"{scorer.context}|n{n}|s{config.samples}|d{config.diversity_labels}x{config.diversity_samples}"
         path = rows_path(out, cell, model.identity(cell.settings), context)
         cached = read_json(path)
-        if cached is None or not wanted <= set(cached.get("metrics", ())):
+        needs_cm = "miou" in wanted and cell.condition.is_clean and classes is not None
+        if cached is None or not wanted <= set(cached.get("metrics", ())) or (needs_cm and cached.get("classes") != classes):
             images = _load_samples(out, cell, range(n), config.samples if model.spec.kind == ModelKind.DIFFUSION else 1)
             groups = [np.stack([read_png(sample_path(out, cell, i, j)) for j in range(counts[i])])
                       for i in range(n) if counts[i] >= 2]
             reps = len(images) // n
             clean = np.repeat(split.labels, reps, axis=0)
             noisy = None if cell.condition.is_clean else np.repeat(bank.get(cell.condition), reps, axis=0)
-            scored = scorer.score(images, groups, clean, noisy)
+            scored, cm = scorer.score(images, groups, clean, noisy)
             cached = {"metrics": sorted(wanted), "rows": [{"metric": m.value, "value": v, "n": k} for m, v, k in scored]}
+            if needs_cm:  # the clean-label confusion behind the mIoU row, for the per-class IoU table
+                cached.update(classes=classes, confusion=cm.tolist())
             write_json(path, cached)
+        if needs_cm:
+            clean_cms.append(({"model": cell.model, **report.setting_columns(cell.settings)}, np.asarray(cached["confusion"])))
         for r in cached["rows"]:
             if r["metric"] in wanted:
                 rows.append({"model": cell.model, "dataset": config.dataset.kind.value,
@@ -271,23 +279,30 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
     df = report.frame(rows)
     csv, _ = report.write_table(df, out)
     notes = _notes(config, scorer)
+    cards = [m.pipe.card.labels for m in models if m.pipe is not None]
+    seg = scorer.segmenter
+    seg_names = dict(zip(seg.classes, seg.class_names)) if seg is not None and len(seg.class_names) == len(seg.classes) else {}
+    names = class_names(config.dataset.kind, cards, seg_names)
+    per_class = report.per_class_markdown(clean_cms, classes, names) if classes is not None else ""
     atomic_write_bytes(out / report.SUMMARY_NAME, report.summary_markdown(
         df, title=f"Label-noise benchmark: {config.dataset.kind.value}", notes=notes,
-        sections=[drop_summary(df)]).encode())
+        sections=[per_class, drop_summary(df)]).encode())
     if config.figures:
-        _figures(config, out, df, all_cells, conds, n)
+        _figures(config, out, df, all_cells, conds, n, cards)
     return csv
 
 
-def _figures(config: BenchConfig, out: Path, df, all_cells, conds: Sequence[Condition], n: int) -> None:
-    """plots/<metric>.png from the table and grids/<condition>.png from the run folder."""
+def _figures(config: BenchConfig, out: Path, df, all_cells, conds: Sequence[Condition], n: int,
+             cards: Sequence = ()) -> None:
+    """plots/<metric>.png from the table and grids/<condition>.png from the run folder (labels coloured and named
+    by the dataset's encoding, else a model card's)."""
     from scdm.labels import ClassTable, id_table
 
     from .grids import make_grid
     from .plots import plot_all
 
     plot_all(df, out / "plots")
-    spec = dataset_labels(config.dataset.kind)
+    spec = naming_labels(config.dataset.kind, cards) or dataset_labels(config.dataset.kind)
     table = ClassTable.from_spec(spec) if spec is not None else id_table(range(256), unlabeled_id(config.dataset.kind))
     shown = list(range(min(config.grid_labels, n)))
     for c in dict.fromkeys(Condition(x.corruption, x.severity, config.seeds[0]) for x in conds):

@@ -96,10 +96,12 @@ class Scorer:
     context: str  # digest of what the rows depend on (reference set, segmenter, version)
 
     def score(self, images: np.ndarray, groups: Sequence[np.ndarray], clean: np.ndarray,
-              noisy: np.ndarray | None) -> list[tuple[Metric, float, int]]:
-        """Rows (metric, value, n) for images (N, H, W, 3) of labels `clean` (N, H, W) (`noisy`: corrupted)."""
+              noisy: np.ndarray | None) -> tuple[list[tuple[Metric, float, int]], np.ndarray | None]:
+        """Rows (metric, value, n) for images (N, H, W, 3) of labels `clean` (N, H, W) (`noisy`: corrupted), and
+        the (K, K) clean-label confusion over `segmenter.classes` behind the mIoU row (None without one)."""
         want = set(self.plan.metrics)
         rows: list[tuple[Metric, float, int]] = []
+        cm = None
         for space in self.spaces:
             feats = M.extract(space.extractor, images, self.batch_size, self.device)
             if space.spec.fd in want:
@@ -112,13 +114,16 @@ class Scorer:
         if self.lpips is not None and groups:
             rows.append((Metric.LPIPS_DIVERSITY, M.lpips_diversity(self.lpips, groups, self.device), len(groups)))
         if self.segmenter is not None:
+            from .segmenter import miou_from_confusion
+
             pred = self.segmenter.predict(images, batch_size=self.batch_size)
             if Metric.MIOU in want:
-                rows.append((Metric.MIOU, M.miou(pred, clean, self.segmenter.classes), len(images)))
+                cm = M.confusion(pred, clean, self.segmenter.classes)
+                rows.append((Metric.MIOU, miou_from_confusion(cm)[0], len(images)))
             if Metric.MIOU_NOISY in want and noisy is not None:
                 rows.append((Metric.MIOU_NOISY, M.miou(pred, noisy, self.segmenter.classes), len(images)))
         order = list(Metric)
-        return sorted(rows, key=lambda r: order.index(r[0]))
+        return sorted(rows, key=lambda r: order.index(r[0])), cm
 
 
 def reference_features(space: M.FeatureSpace, extractor: torch.nn.Module, images: np.ndarray, key: str,

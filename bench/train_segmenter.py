@@ -36,7 +36,7 @@ from scdm import seeds
 from scdm.checkpoint import load_training_state, save_training_state
 from scdm.cli import ArgumentParser, run
 from scdm.files import atomic_write_bytes
-from scdm.world import CLASS_IDS, CLASS_NAMES, WorldConfig, load_or_make_split
+from scdm.world import CLASS_IDS, WorldConfig, load_or_make_split
 
 STATE_NAME = ".train_state.pt"  # resumable training state, deleted once the weights are written
 IGNORE = 255  # target index of unlabeled pixels
@@ -135,7 +135,8 @@ def evaluate(out_dir: Path, n_test: int, threads: int) -> dict:
     acc = float(np.trace(cm) / cm.sum())
     return {"split": "world test (held out)", "n_images": n_test, "miou": round(miou, 4),
             "pixel_accuracy": round(acc, 4),
-            "per_class_iou": {name: (None if np.isnan(v) else round(float(v), 4)) for name, v in zip(CLASS_NAMES, iou)},
+            "per_class_iou": {name: (None if np.isnan(v) else round(float(v), 4))
+                              for name, v in zip(seg.class_names or [f"id {c}" for c in seg.classes], iou)},
             "images_per_second": round(n_test / seconds, 1), "threads": threads}
 
 

@@ -103,3 +103,36 @@ def test_compare_aligns_rows() -> None:
     np.testing.assert_allclose(both[both["model"] != "real"]["diff"], 0.1)
     assert both[both["model"] == "real"]["diff"].tolist() == [0.0]  # the synthetic real row has no offset
     assert diff["value_a"].isna().sum() == len(b) - len(a)
+
+
+def test_per_class_table_names_classes_and_pools_seeds() -> None:
+    from bench.config import DatasetKind
+    from bench.datasets import class_names
+    from bench.report import per_class_markdown
+    from bench.segmenter import class_iou
+
+    classes = tuple(range(1, 151))  # an ADE20K segmenter: output k is raw id k + 1
+    a, b = np.zeros((150, 150), np.int64), np.zeros((150, 150), np.int64)
+    a[0, 0], a[0, 2], a[2, 2] = 6, 2, 4  # wall (1) partly read as sky (3)
+    b[0, 0], b[2, 2], b[2, 4] = 8, 3, 1  # seed 1; sky partly read as tree (5), which is in no label
+    key = {"model": "scdm", "sampler": "ancestral", "steps": 25, "guidance": 1.5}
+    text = per_class_markdown([(key, a), (key, b)], classes, class_names(DatasetKind.ADE20K))
+    assert "| class | scdm |" in text and "class 1" not in text
+    rows = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ") and "(" in line}
+    assert list(rows) == ["wall (1)", "sky (3)"]  # classes in the labels only, named
+    iou = class_iou(a + b)
+    assert f"{iou[0]:.4f}" in rows["wall (1)"] and f"{iou[2]:.4f}" in rows["sky (3)"]
+    unnamed = per_class_markdown([(key, a)], classes, {})
+    assert "| id 1 |" in unnamed and per_class_markdown([], classes, {}) == ""
+
+
+def test_grid_legend_names_the_classes_shown() -> None:
+    from bench.grids import legend_entries
+    from scdm.labels import ClassTable, id_table
+    from scdm.presets import world_labels
+
+    labels = np.array([[3, 3, 3], [10, 10, 0]])  # world ids: sky, grass and the unlabeled id
+    entries = legend_entries(ClassTable.from_spec(world_labels()), [labels])
+    assert [n for n, _ in entries] == ["sky", "grass", "unlabeled"]  # most pixels first
+    assert entries[0][1] == "#06e6e6"  # ADE20K's sky colour
+    assert [n for n, _ in legend_entries(id_table([3, 10]), [labels])][:2] == ["class 3", "class 10"]

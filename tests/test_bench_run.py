@@ -3,6 +3,7 @@ torchrun with two gloo processes, the ADE20K folder layout, and errors before an
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -115,6 +116,30 @@ def test_report_files_and_table_shape(base_run: Path) -> None:
                  "grids/ds_0.4.png", "labels/clean/00003.png", "labels/random/0.2/s0/00000.png"):
         assert (base_run / name).is_file(), name
     assert "| scdm |" in (base_run / "summary.md").read_text()
+
+
+def test_summary_and_grids_name_the_classes(base_run: Path) -> None:
+    """The per-class IoU table (from the mIoU rows' cached confusions) and the grids' legends use class names."""
+    from bench.grids import grid_figure
+    from bench.robustness import run_confusions
+    from bench.segmenter import class_iou
+    from bench.store import Cell, Condition
+    from scdm.labels import ClassTable
+    from scdm.presets import world_labels
+
+    text = (base_run / "summary.md").read_text()
+    table = text[text.index("**Per-class IoU, clean labels**"):].split("\n\n")[1]
+    assert table.splitlines()[0] == "| class | scdm | sdm | real | flat-paint |"
+    rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[2:]}
+    assert "sky (3)" in rows and not re.search(r"class \d|\| id \d", table)
+    iou = class_iou(run_confusions(base_run, ["scdm"])["scdm"]["clean"].sum(0))  # the same number, segmented again
+    header = table.splitlines()[0].split(" | ")
+    cell = rows["sky (3)"].split(" | ")[header.index("scdm")]
+    assert cell == f"{iou[1]:.4f}"  # sky is the segmenter's output 1
+    fig = grid_figure(base_run, Condition("ds", 0.4, 0), [Cell("real", None, Condition())], range(2),
+                      ClassTable.from_spec(world_labels()))
+    names = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "sky" in names and not any(n.startswith(("class ", "id ")) for n in names)
     assert len(list((base_run / "samples" / "scdm").rglob("*.png"))) == 3 * 4 + 2  # + 2 diversity samples
 
 
@@ -195,6 +220,9 @@ def test_ade20k_folder_layout_end_to_end(tmp_path: Path) -> None:
     noisy = np.asarray(Image.open(tmp_path / "out/labels/edge/0.3/s0/00000.png"))
     clean = np.asarray(Image.open(tmp_path / "out/labels/clean/00000.png"))
     assert (noisy == 0).mean() > (clean == 0).mean()  # edges became ADE20K's unlabeled id
+    summary = (tmp_path / "out/summary.md").read_text()
+    assert "| sky (3) |" in summary and "| tree (5) |" in summary and not re.search(r"class \d", summary)
+    assert (tmp_path / "out/grids/edge_0.3.png").is_file()
 
 
 def test_bad_input_fails_before_sampling(assets, tmp_path: Path) -> None:
