@@ -18,7 +18,7 @@ from scdm.pipeline import Pipeline
 from scdm.settings import SamplingSettings
 
 from .canvas import make_editor
-from .classes import hex_color, legend_html
+from .classes import LEGEND_OPEN_MAX, choice_of, class_choices, first_brush_id, hex_color, legend_html
 from .editing import NUM_EXAMPLES, example_scene
 from .handlers import Handlers, Models, describe_settings
 from .labelmap import MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE
@@ -190,15 +190,32 @@ def _results(models: Models, prefix: str, files_label: str) -> Results:
                     "SDM gallery": sdm_gallery, "info": info, "files": files})
 
 
+def _class_picker(h: Handlers, editor: Any, elem_id: str) -> Any:
+    """A dropdown searched by typing a class name; picking one makes it the editor's brush colour."""
+    table = h.table
+    picker = gr.Dropdown(class_choices(table), value=choice_of(table, first_brush_id(table)), filterable=True,
+                         label=f"Brush class (type to search {len(table.raw_ids)} classes)", elem_id=elem_id)
+    picker.input(guarded(h.brush), [picker], [editor], api_visibility="private", show_progress="hidden")
+    return picker
+
+
+def _legend(h: Handlers) -> None:
+    """Every class's colour, name and raw id; collapsed for big label spaces."""
+    n = len(h.table.raw_ids)
+    with gr.Accordion(f"Class colours ({n})", open=n <= LEGEND_OPEN_MAX, elem_id="legend"):
+        gr.HTML(legend_html(h.table))
+
+
 def _label_inputs(h: Handlers, start: Any) -> Any:
     """Paint / Upload / Examples sub-tabs that all feed one canvas; returns the canvas."""
     table, size = h.table, h.models.size
     with gr.Tabs():
         with gr.Tab("Paint", id="paint"):
-            editor = make_editor(table, size, start, label="Canvas: paint with the class colours", elem_id="canvas")
+            editor = make_editor(table, size, start, label="Canvas: paint with the brush class", elem_id="canvas")
+            _class_picker(h, editor, "brush-class")
             with gr.Row():
-                fill_class = gr.Dropdown(list(table.names), value=table.names[0], label="Fill the whole canvas with",
-                                         scale=3)
+                fill_class = gr.Dropdown(class_choices(table), value=choice_of(table, table.fill_id), filterable=True,
+                                         label="Fill the whole canvas with", scale=3, elem_id="fill-class")
                 fill_btn = gr.Button("Fill canvas", size="sm", scale=1, elem_id="fill")
         with gr.Tab("Upload", id="upload"):
             upload = gr.File(label="Label map", file_types=["image"], type="filepath", elem_id="upload")
@@ -206,10 +223,12 @@ def _label_inputs(h: Handlers, start: Any) -> Any:
                         f"the palette below (JPEG works, PNG is exact). {MIN_SIDE}..{MAX_SIDE} px per side and at "
                         f"most {MAX_FILE_BYTES // 2**20} MiB; resized to {size} px.")
             upload_report = gr.Markdown(elem_id="upload-report")
-        with gr.Tab("Examples", id="examples", visible=h.examples_available()):
+        with gr.Tab("Examples", id="examples"):
             examples = gr.Gallery(h.example_gallery(), columns=4, allow_preview=False, elem_id="examples",
-                                  label="Embedded-world test scenes: click one to load it")
-    gr.HTML(legend_html(table))
+                                  label=h.examples.title, visible=h.examples_available())
+            if not h.examples_available():
+                gr.Markdown(h.examples.title, elem_id="no-examples")
+    _legend(h)
 
     def on_upload(path: str | None) -> tuple[Any, str, None]:
         """Decode into the canvas; the file box is emptied so that another file can be dropped."""
@@ -266,6 +285,7 @@ def _edit_tab(h: Handlers, settings: Settings, start: Any, gen_kw: dict) -> None
                              label="Scene image", interactive=False, format="png")
         editor = make_editor(h.table, size, start, label="Repaint the label", elem_id="edit-canvas")
         mask_img = gr.Image(label="Region to regenerate", interactive=False, format="png")
+    _class_picker(h, editor, "edit-brush-class")
     go = gr.Button("Regenerate the repainted region", variant="primary", elem_id="edit-generate")
     res = _results(h.models, "edit-", "Downloads")
 
@@ -329,7 +349,8 @@ def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, sampling: Sampling
             p.resolve(h.sampling)  # a setting this device cannot run fails here, not at the first request
             log.info("%s %s: weights digest %s", slot, p.card.name, p.digest)  # hashed once, for settings.json
     defaults = Request()
-    start = example_scene(0, models.size).label if h.examples_available() else None
+    start = h.examples.labels[0] if h.examples_available() else None
+    edit_start = example_scene(0, models.size).label if h.edit_available() else None
     gen_kw = dict(concurrency_id="models", concurrency_limit=concurrency)  # generations share one queue slot
 
     with gr.Blocks(title="SCDM vs SDM", delete_cache=(3600, 3600)) as app:
@@ -340,8 +361,8 @@ def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, sampling: Sampling
         with gr.Tabs():
             with gr.Tab("Draw & generate", id="draw"):
                 draw = _draw_tab(h, settings, defaults, start, gen_kw)
-            with gr.Tab("Edit a scene", id="edit", visible=h.examples_available()):
-                _edit_tab(h, settings, start, gen_kw)
+            with gr.Tab("Edit a scene", id="edit", visible=h.edit_available()):
+                _edit_tab(h, settings, edit_start, gen_kw)
             with gr.Tab("Label Diffusion", id="explainer"):
                 ld = _explainer_tab(h)
         _api(h, draw["results"], gen_kw)

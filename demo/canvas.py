@@ -12,7 +12,7 @@ import numpy as np
 
 from scdm.label_io import snap_colors
 
-from .classes import ClassTable, hex_color
+from .classes import ClassTable, first_brush_id, hex_color
 from .labelmap import DecodedLabel, resize_label
 
 CANVAS_TARGET = 256  # on-screen canvas side in px; big enough to paint a 64 px label comfortably
@@ -45,17 +45,29 @@ def blank_label(table: ClassTable, size: int, raw_id: int | None = None) -> np.n
     return np.full((size, size), rid, np.int64)
 
 
+def make_brush(table: ClassTable, size: int, raw_id: int | None = None) -> gr.Brush:
+    """The class-colour brush, its default colour the class `raw_id` (the first real class by default)."""
+    rid = first_brush_id(table) if raw_id is None else raw_id
+    if rid not in table.raw_ids:
+        raise ValueError(f"cannot paint with id {rid}: not a class of this model ({table.describe_ids()})")
+    colors = [hex_color(c) for c in table.colors]
+    return gr.Brush(colors=colors, default_color=colors[table.raw_ids.index(rid)], color_mode="fixed",
+                    default_size=max(2, canvas_side(size) // 24))
+
+
 def make_editor(table: ClassTable, size: int, start: np.ndarray | None = None, **kwargs: Any) -> gr.ImageEditor:
     """The canvas component: fixed palette brush, eraser, no crop/resize or uploads (those bypass decoding)."""
     side = canvas_side(size)
-    colors = [hex_color(c) for c in table.colors]
-    first = next(i for i, r in enumerate(table.raw_ids) if r != table.fill_id or not table.has_unlabeled)
     start = blank_label(table, size) if start is None else start
     return gr.ImageEditor(
         value=canvas_value(start, table, size), type="numpy", image_mode="RGBA", format="png",
         canvas_size=(side, side), fixed_canvas=True, sources=[], transforms=[], layers=False,
-        brush=gr.Brush(colors=colors, default_color=colors[first], color_mode="fixed", default_size=max(2, side // 24)),
-        eraser=gr.Eraser(default_size=max(2, side // 16)), **kwargs)
+        brush=make_brush(table, size), eraser=gr.Eraser(default_size=max(2, side // 16)), **kwargs)
+
+
+def brush_update(table: ClassTable, size: int, raw_id: int) -> gr.ImageEditor:
+    """An editor update that only changes the brush: the picked class becomes its colour (the canvas is kept)."""
+    return gr.ImageEditor(brush=make_brush(table, size, raw_id))
 
 
 def decode_canvas(value: dict[str, Any] | None, table: ClassTable, size: int) -> DecodedLabel:

@@ -5,9 +5,12 @@ the user (the app turns them into `gr.Error`s).
 """
 from __future__ import annotations
 
+import functools
+import math
 import shutil
 import tempfile
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from scdm.config import Sampler
@@ -23,18 +27,21 @@ from scdm.pipeline import Pipeline
 from scdm.settings import SamplingSettings
 
 from . import explainer
-from .canvas import canvas_value, decode_canvas
-from .classes import ClassTable
-from .editing import NUM_EXAMPLES, example_scene, examples_supported, repaint_mask
+from .canvas import brush_update, canvas_value, decode_canvas
+from .classes import ClassTable, parse_class
+from .editing import example_scene, examples_supported, repaint_mask
 from .labelmap import DecodedLabel, decode_file
 from .noise import NONE, apply_corruption, describe
-from .runner import Inpaint, Preview, Result, generate, stream_generate
+from .runner import Inpaint, Preview, Result, estimate_seconds, generate, stream_generate
 from .settings import (Controls, Request, SavedModel, label_digest, parse_sampling, plain, read_settings,
                        settings_json)
+from .templates import Examples, examples_for
 from .views import label_view, mask_view, strip, upscale
 
 PREVIEW_SIDE = 128  # px per sample in the streamed previews
 KEEP_REQUESTS = 64  # download folders kept on disk; older ones are deleted
+LONG_RUN_SECONDS = 60.0  # expected generations longer than this wait for a second click on Generate
+CONFIRM_SECONDS = 600.0  # how long that second click may come after the first
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,11 @@ def replay(settings_file: str | Path, pipe: Pipeline, *, slot: str | None = None
     return generate(pipe, noisy, replace(r, sampling=entry.settings), inpaint).images
 
 
+def _duration(seconds: float) -> str:
+    """"0.4 s", "12 s", "312 s"."""
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
 def describe_settings(r: SamplingSettings) -> str:
     """Resolved settings in one line for the info box."""
     eta = f", eta {r.eta:g}" if r.sampler == Sampler.DDIM else ""
@@ -170,6 +182,8 @@ class Handlers:
     store: OutputStore = field(default_factory=OutputStore)
     min_preview_interval: float = 0.2  # s between streamed previews per model
     sampling: SamplingSettings = field(default_factory=SamplingSettings)  # the server's (CLI); None = card default
+    long_run_seconds: float = LONG_RUN_SECONDS  # ask before a generation expected to take longer
+    _asked: dict = field(default_factory=dict)  # long requests warned about -> when (a repeat within CONFIRM_SECONDS runs)
 
     @property
     def table(self) -> ClassTable:
@@ -191,28 +205,39 @@ class Handlers:
         dec = decode_file(path, self.table, self.models.size)
         return canvas_value(dec.label, self.table, self.models.size), dec.report()
 
-    def fill(self, class_name: str) -> dict[str, Any]:
-        """Canvas value filled with one class (the fill tool)."""
-        if class_name not in self.table.names:
-            raise ValueError(f"unknown class {class_name!r}; choose one of {list(self.table.names)}")
-        rid = self.table.raw_ids[self.table.names.index(class_name)]
+    def fill(self, choice: str) -> dict[str, Any]:
+        """Canvas value filled with one class (the fill tool): "tree (5)", "tree" or a raw id."""
+        rid = parse_class(self.table, choice)
         return canvas_value(np.full((self.models.size,) * 2, rid, np.int64), self.table, self.models.size)
 
+    def brush(self, choice: str) -> Any:
+        """Editor update whose brush paints the picked class ("tree (5)")."""
+        return brush_update(self.table, self.models.size, parse_class(self.table, choice))
+
+    @functools.cached_property
+    def examples(self) -> Examples:
+        """The Examples tab's label maps for the models' dataset (world scenes, faces, streets, or none)."""
+        return examples_for(self.models.primary.card.dataset, self.table, self.models.size)
+
     def examples_available(self) -> bool:
-        return examples_supported(self.table, self.models.size)
+        return bool(self.examples.labels)
+
+    def edit_available(self) -> bool:
+        """Edit mode repaints the embedded world's scenes, so it needs the world's examples."""
+        return self.examples.world and examples_supported(self.table, self.models.size)
 
     def example_gallery(self) -> list[tuple[np.ndarray, str]]:
-        """(label view, caption) per embedded example."""
-        if not self.examples_available():
-            return []
-        return [(label_view(example_scene(i, self.models.size).label, self.table), f"example {i}")
-                for i in range(NUM_EXAMPLES)]
+        """(label view, caption) per example."""
+        return [(label_view(label, self.table), caption)
+                for label, caption in zip(self.examples.labels, self.examples.captions)]
 
     def example(self, index: int) -> dict[str, Any]:
-        """Canvas value of embedded example `index`."""
+        """Canvas value of example `index`."""
         if not self.examples_available():
-            raise ValueError("this model's classes do not cover the embedded world, so there are no examples")
-        return canvas_value(example_scene(int(index), self.models.size).label, self.table, self.models.size)
+            raise ValueError(self.examples.title)
+        if not 0 <= int(index) < len(self.examples.labels):
+            raise ValueError(f"example index must be in 0..{len(self.examples.labels) - 1}, got {index}")
+        return canvas_value(self.examples.labels[int(index)], self.table, self.models.size)
 
     def refresh(self, value: dict[str, Any] | None, corruption: str, severity: float, seed: Any,
                 t: float) -> tuple[Any, str, Any, str, Any, str, pd.DataFrame]:
@@ -314,7 +339,7 @@ class Handlers:
                     seed: Any, num_samples: Any, spacing: Any = None, eta: Any = None, extrapolation: Any = None,
                     dynamic_threshold: Any = None, precision: Any = None) -> Iterator[dict[str, Any]]:
         """Regenerate only the repainted pixels of example `index` (SDM Eq. 12 semantic editing)."""
-        if not self.examples_available():
+        if not self.edit_available():
             raise ValueError("edit mode needs a model whose classes cover the embedded world")
         request = self.ui_request(NONE, 0.0, seed, num_samples, sampler, steps, spacing, guidance, eta,
                                   extrapolation, dynamic_threshold, precision)
@@ -329,11 +354,55 @@ class Handlers:
         yield {"mask": mask_view(scene.image, mask)}
         yield from self._stream(edited, request, edited, inpaint, edit)
 
+    def estimate(self, request: Request, resolved: dict[str, SamplingSettings]) -> tuple[float, str]:
+        """(seconds, text): the expected wall time of `request` on the loaded models, from one timed forward each."""
+        seconds = sum(estimate_seconds(pipe, resolved[slot], request.num_samples)
+                      for slot, pipe in self.models.slots() if pipe is not None)
+        steps = "/".join(dict.fromkeys(str(r.steps) for r in resolved.values()))
+        per = " per model" if len(resolved) > 1 else ""
+        device = self.models.primary.device.type
+        return seconds, (f"expected about {_duration(seconds)} for {request.num_samples} images x {steps} steps{per} "
+                         f"on {device}")
+
+    def _long_run(self, request: Request, resolved: dict[str, SamplingSettings], seconds: float,
+                  note: str) -> str | None:
+        """None when the run may start; else the message asking for a second click (fewer steps or samples)."""
+        if seconds <= self.long_run_seconds:
+            return None
+        now = time.monotonic()
+        key = (request.num_samples, tuple(sorted((slot, repr(r)) for slot, r in resolved.items())))
+        for k in [k for k, t in self._asked.items() if now - t > CONFIRM_SECONDS]:
+            del self._asked[k]
+        if key in self._asked:  # the second click: run it
+            del self._asked[key]
+            return None
+        self._asked[key] = now
+        scale = self.long_run_seconds / seconds
+        steps, n = max(r.steps for r in resolved.values()), request.num_samples
+        fewer = [f"**Steps** to {math.floor(steps * scale)}"] if steps * scale >= 1 else []
+        if n > 1 and n * scale >= 1:
+            fewer.append(f"**Samples per model** to {math.floor(n * scale)}")
+        lines = [f"⏳ Not started: {note}, longer than {_duration(self.long_run_seconds)}."]
+        if fewer:
+            lines.append(f"- Press **Generate** again (same settings) to run it anyway, or lower {' or '.join(fewer)} "
+                         f"for about {_duration(self.long_run_seconds)} or less.")
+        else:
+            lines.append(f"- Press **Generate** again (same settings) to run it anyway, or lower **Steps** and "
+                         f"**Samples per model**: each step of one image takes about {_duration(seconds / (steps * n))}.")
+        if self.models.primary.device.type == "cpu" and torch.cuda.is_available():
+            lines.append("- A GPU is available: restart the demo with `--device cuda`.")
+        return "\n".join(lines)
+
     def _stream(self, label: np.ndarray, request: Request, clean: np.ndarray, inpaint: Inpaint | None,
                 edit: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
         resolved = self.resolve(request)
+        seconds, note = self.estimate(request, resolved)
+        ask = self._long_run(request, resolved, seconds, note)
+        if ask is not None:
+            yield {"info": ask}
+            return
         results: dict[str, Result] = {}
-        yield {"SCDM gallery": [], "SDM gallery": [], "files": None, "info": "sampling ..."}
+        yield {"SCDM gallery": [], "SDM gallery": [], "files": None, "info": f"sampling ... ({note})"}
         for slot, pipe in self.models.slots():
             if pipe is None:
                 continue
@@ -341,11 +410,12 @@ class Handlers:
                                       min_interval=self.min_preview_interval):
                 if isinstance(ev, Preview):
                     yield {f"{slot} preview": preview_image(ev),
-                           "info": f"sampling {slot}: step {ev.step + 1}/{ev.num_steps} (t = {ev.t})"}
+                           "info": f"sampling {slot}: step {ev.step + 1}/{ev.num_steps} (t = {ev.t}); {note}"}
                 else:
                     results[slot] = ev
                     yield {f"{slot} gallery": [(upscale(im), f"{slot} #{k}") for k, im in enumerate(ev.images)]}
-        extra = f"edit: regenerated {edit['repainted_pixels']} repainted pixels" if edit else ""
+        extra = f"{note} beforehand" + (f"; edit: regenerated {edit['repainted_pixels']} repainted pixels"
+                                        if edit else "")
         yield {"info": self.info(results, resolved, request, clean, label, extra),
                "files": self._write_downloads(results, resolved, clean, label, request, edit)}
 

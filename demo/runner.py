@@ -2,22 +2,27 @@
 
 `stream_generate` yields `Preview`s (x̂_0 and the diffused label y_t of every sample, at most one per
 `min_interval` seconds) and finally one `Result`. Closing the iterator early (the browser left) stops the
-sampler at its next step.
+sampler at its next step. `estimate_seconds` predicts a generation's wall time from one timed forward.
 """
 from __future__ import annotations
 
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+import torch
 
-from scdm.labels import class_ids
+from scdm.guidance import is_guided
+from scdm.labels import class_ids, fill_id
 from scdm.pipeline import Pipeline
+from scdm.precision import autocast_dtype
 from scdm.samplers import StepInfo
 from scdm.seeds import seed_for
+from scdm.settings import SamplingSettings
 
 from .classes import ClassTable
 from .settings import Request
@@ -58,6 +63,45 @@ class Cancelled(Exception):
 def channel_ids(pipe: Pipeline) -> tuple[int, ...]:
     """Raw id of each one-hot channel of a model."""
     return class_ids(pipe.card.labels)
+
+
+# model -> {(device, autocast dtype, labels per image): seconds of one forward}; weak, so unloading frees it
+_FORWARD_SECONDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@torch.no_grad()
+def forward_seconds(pipe: Pipeline, settings: SamplingSettings) -> float:
+    """Wall time of one denoiser evaluation for one image (label context + U-Net, guided rows included) under the
+    resolved `settings`; timed once per model, device, precision and guidance mode, then cached."""
+    guided = is_guided(settings.guidance)
+    dtype = autocast_dtype(settings.precision, pipe.device)
+    key = (str(pipe.device), dtype, 2 if guided else 1)
+    cache = _FORWARD_SECONDS.setdefault(pipe.model, {})
+    if key not in cache:
+        size = pipe.card.unet.image_size
+        y = pipe.encode(np.full((1, size, size), fill_id(pipe.card.labels), np.int64))  # (1, C, H, W)
+        x = torch.zeros((1, 3, size, size), device=pipe.device)
+        t = torch.full((1,), pipe.card.diffusion.num_timesteps // 2, device=pipe.device)
+        if pipe.device.type == "cuda":
+            torch.cuda.synchronize(pipe.device)
+        start = time.perf_counter()
+        if guided:
+            ctx = pipe.model.label_context(torch.cat([y, torch.zeros_like(y)]), torch.tensor([False, True],
+                                                                                              device=pipe.device))
+        else:
+            ctx = pipe.model.label_context(y)
+        with torch.autocast(pipe.device.type, dtype=dtype, enabled=dtype is not None):
+            pipe.model(x, t, ctx, labels_per_image=key[2])
+        if pipe.device.type == "cuda":
+            torch.cuda.synchronize(pipe.device)
+        cache[key] = time.perf_counter() - start
+    return cache[key]
+
+
+def estimate_seconds(pipe: Pipeline, settings: SamplingSettings, num_samples: int) -> float:
+    """Expected wall time of `num_samples` images under resolved `settings`: one forward x steps x samples
+    (batch-linear, as on a CPU; a GPU runs a batch faster, so this errs on the long side)."""
+    return forward_seconds(pipe, settings) * settings.steps * num_samples
 
 
 def generate(pipe: Pipeline, label: np.ndarray, request: Request, inpaint: Inpaint | None = None) -> Result:

@@ -5,12 +5,14 @@ a reason when either is missing. The full-page screenshot goes to `artifacts/dem
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import numpy as np
 import pytest
@@ -97,6 +99,10 @@ def test_paint_upload_generate_in_browser(demo_url: str, tmp_path) -> None:
     label_file = tmp_path / "label.jpg"  # a colour-coded JPEG: snapped to the palette, with a report
     Image.fromarray(table.colorize(make_scene(6, "test").label).repeat(4, 0).repeat(4, 1)).save(label_file,
                                                                                                 quality=90)
+    present = set(np.unique(make_scene(6, "test").label).tolist())
+    rid = next(r for r in table.class_ids if r not in present)
+    absent, color = table.name_of(rid), np.asarray(table.colors[table.raw_ids.index(rid)], np.uint8)
+    choice = f"{absent} ({rid})"
     bad_file = tmp_path / "not-a-label.png"
     bad_file.write_bytes(b"this is text, not a PNG")
 
@@ -121,12 +127,17 @@ def test_paint_upload_generate_in_browser(demo_url: str, tmp_path) -> None:
             sync_api.expect(report).to_contain_text("colour-coded")
             sync_api.expect(report).to_contain_text("resized 256x256 -> 64x64")
 
-            # Paint over the uploaded label, then corrupt it.
+            # Pick a class the label lacks by typing its name, paint over the uploaded label: the stroke has its colour.
             page.get_by_role("tab", name="Paint").click()
+            page.locator("#brush-class input").fill(absent)
+            page.get_by_role("option", name=choice, exact=True).click()
             before = page.locator("#decoded img").get_attribute("src")
             paint_stroke(page, "#canvas")
             page.wait_for_function(
                 "src => document.querySelector('#decoded img')?.getAttribute('src') !== src", arg=before)
+            src = page.locator("#decoded img").get_attribute("src")
+            decoded = np.asarray(Image.open(io.BytesIO(page.request.get(urljoin(demo_url + "/", src)).body())))
+            assert (decoded[..., :3] == color).all(-1).any(), f"no {absent} pixels after painting with it"
             page.locator("#corruption input").click()
             page.get_by_role("option", name="edge", exact=True).click()
             sync_api.expect(page.locator("#steps")).to_contain_text("card: 15")  # the card's defaults
