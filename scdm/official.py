@@ -77,7 +77,7 @@ def infer_unet(state: dict[str, torch.Tensor]):
                       learn_sigma=out_w.shape[0] == 6, groupnorm_groups=32)
 
 
-def _bool(name: str, value) -> bool:
+def parse_bool(name: str, value) -> bool:
     """An official boolean flag given as a bool or as the CLI writes it ("True", "false", "1", ...)."""
     if isinstance(value, bool):
         return value
@@ -97,7 +97,7 @@ def _card_from_hparams(base: ModelCard, hp: dict) -> ModelCard:
     size = int(hp.get("image_size", u.image_size))
     if "num_classes" in hp or "no_instance" in hp:
         k = int(hp.get("num_classes", labels.num_classes))
-        edges = not _bool("no_instance", hp.get("no_instance", not labels.use_edges))
+        edges = not parse_bool("no_instance", hp.get("no_instance", not labels.use_edges))
         if k != labels.num_classes:
             labels = LabelSpec(num_classes=k, use_edges=edges)
         labels = replace(labels, use_edges=edges)
@@ -112,7 +112,7 @@ def _card_from_hparams(base: ModelCard, hp: dict) -> ModelCard:
         kw["attention_ds"] = tuple(sorted(size // r for r in _ints(hp["attention_resolutions"])))
     for name in ("learn_sigma", "use_scale_shift_norm", "resblock_updown"):
         if name in hp:
-            kw[name] = _bool(name, hp[name])
+            kw[name] = parse_bool(name, hp[name])
     if "num_head_channels" in hp:
         kw["num_head_channels"] = int(hp["num_head_channels"])
     if "diffusion_steps" in hp:

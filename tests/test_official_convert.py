@@ -75,12 +75,12 @@ def test_converted_ade20k_card_carries_class_names_and_palette(tmp_path):
 
 
 def test_boolean_hyper_parameters_parse_as_the_official_cli_writes_them():
-    from scdm.official import _bool
+    from scdm.official import parse_bool
 
-    assert _bool("no_instance", "False") is False and _bool("no_instance", "True") is True
-    assert _bool("learn_sigma", False) is False and _bool("learn_sigma", "1") is True
+    assert parse_bool("no_instance", "False") is False and parse_bool("no_instance", "True") is True
+    assert parse_bool("learn_sigma", False) is False and parse_bool("learn_sigma", "1") is True
     with pytest.raises(ValueError, match="no_instance must be True or False"):
-        _bool("no_instance", "maybe")
+        parse_bool("no_instance", "maybe")
 
 
 def test_converted_checkpoint_files_follow_the_umask(tmp_path):
