@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import torch
 
 from .config import LabelSchedule, ModelCard, Precision, Sampler, Spacing
+from .gaussian import space_timesteps
 from .precision import autocast_dtype
 from .serialize import to_json_value
 
@@ -97,10 +98,9 @@ def resolve(card: ModelCard, settings: SamplingSettings | None, device: torch.de
         raise ValueError(f"eta must be in [0, 1], got {eta}")
     if not 0 <= dynamic_threshold < 1:
         raise ValueError(f"dynamic_threshold is a quantile in [0, 1), got {dynamic_threshold}")
-    if extrapolation < 0:
-        raise ValueError(f"extrapolation must be >= 0, got {extrapolation}")
-    if sampler != Sampler.DDIM:
-        out = replace(out, eta=0.0)
+    if not extrapolation >= 0:  # also refuses NaN
+        raise ValueError(f"extrapolation must be a number >= 0, got {extrapolation}")
+    space_timesteps(card.diffusion.num_timesteps, steps, out.spacing)  # e.g. no `ddim` stride gives 999 steps
     return out
 
 

@@ -68,6 +68,10 @@ def test_bad_settings_name_the_field():
         resolve(get_preset("embedded-sdm").card, SamplingSettings(label_diffusion=True), "cpu")
     with pytest.raises(ValueError, match="steps must be in"):
         resolve(card, SamplingSettings(steps=1001), "cpu")
+    with pytest.raises(ValueError, match="no integer stride gives exactly 999"):
+        resolve(card, SamplingSettings(steps=999), "cpu")  # checked when settings resolve, before any sampling
+    with pytest.raises(ValueError, match="extrapolation must be a number >= 0"):
+        resolve(card, SamplingSettings(extrapolation=float("nan")), "cpu")
 
 
 def test_guidance_applies_only_above_one_as_in_the_reference():
