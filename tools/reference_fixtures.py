@@ -2,8 +2,8 @@
 
 Usage::
 
-    git -C <mirror of github.com/mlvlab/SCDM> archive HEAD | tar -x -C /tmp/scdm_ref
-    python tools/reference_fixtures.py /tmp/scdm_ref [--out tests/fixtures/reference]
+    git -C <mirror of github.com/mlvlab/SCDM> archive HEAD | tar -x -C SCDM_CHECKOUT
+    python tools/reference_fixtures.py SCDM_CHECKOUT [--out tests/fixtures/reference]
 
 The official checkout (openai guided-diffusion plus the SCDM changes) is imported from the given directory
 and run on the CPU; only the numbers it produces are written here, none of its code. The only stand-in is a

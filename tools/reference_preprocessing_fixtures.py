@@ -2,8 +2,8 @@
 
 Usage::
 
-    git -C <mirror of github.com/mlvlab/SCDM> archive HEAD | tar -x -C /tmp/scdm_ref
-    python tools/reference_preprocessing_fixtures.py /tmp/scdm_ref [--out tests/fixtures/reference/preprocessing.json]
+    git -C <mirror of github.com/mlvlab/SCDM> archive HEAD | tar -x -C SCDM_CHECKOUT
+    python tools/reference_preprocessing_fixtures.py SCDM_CHECKOUT [--out tests/fixtures/reference/preprocessing.json]
 
 The official functions are imported from the checkout at run time; only their outputs' digests (and the
 outputs themselves, PNG + base64, for failure messages) are written here, none of their code.
