@@ -24,7 +24,7 @@ from .settings import SamplingSettings, resolve
 from .unet import UNet
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
-BUNDLED = ("embedded-scdm", "embedded-sdm")
+BUNDLED = ("embedded-scdm", "embedded-sdm", "embedded-scdm-uniform")
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
