@@ -18,7 +18,7 @@ import torch
 
 from .report import SETTING as SAMPLER_SETTING
 from .report import condition_label, read_table, series_labels
-from .segmenter import class_iou, confusion_matrix, ids_to_indices
+from .segmenter import confusion_matrix, ids_to_indices, miou_batch
 
 SETTING = ("model", *SAMPLER_SETTING)
 
@@ -92,13 +92,6 @@ class PairResult:
     labels: int
     resamples: int
     confidence: float
-
-
-def miou_batch(cm: np.ndarray) -> np.ndarray:
-    """mIoU of each (..., K, K) confusion matrix; classes with an empty union are skipped (as miou_from_confusion)."""
-    iou = class_iou(cm)
-    present = np.isfinite(iou).sum(-1)
-    return np.where(present > 0, np.nansum(iou, -1) / np.maximum(present, 1), np.nan)
 
 
 def paired_bootstrap(clean_a: np.ndarray, noisy_a: Sequence[np.ndarray], clean_b: np.ndarray,

@@ -82,14 +82,20 @@ def class_iou(cm: np.ndarray) -> np.ndarray:
         return np.where(union > 0, tp / union, np.nan)
 
 
+def miou_batch(cm: np.ndarray) -> np.ndarray:
+    """mIoU of each (..., K, K) confusion matrix; classes with an empty union are skipped, none present gives NaN."""
+    iou = class_iou(cm)
+    present = np.isfinite(iou).sum(-1)
+    with np.errstate(invalid="ignore"):
+        return np.where(present > 0, np.nansum(iou, -1) / np.maximum(present, 1), np.nan)
+
+
 def miou_from_confusion(cm: np.ndarray) -> tuple[float, np.ndarray]:
     """(mIoU, per-class IoU) from a (K, K) confusion matrix; classes with an empty union are NaN and skipped."""
     cm = np.asarray(cm, np.float64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"confusion matrix must be square (K, K), got shape {cm.shape}")
-    iou = class_iou(cm)
-    miou = float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
-    return miou, iou
+    return float(miou_batch(cm)), class_iou(cm)
 
 
 def ids_to_indices(ids: np.ndarray | torch.Tensor, classes: Sequence[int], fill: int = 255) -> np.ndarray:
