@@ -71,6 +71,7 @@ class Metric(str, enum.Enum):
     FEAT_DIVERSITY = "feat_diversity"  # mean pairwise distance of normalised EfficientNet-Lite0 features
     MIOU = "miou"  # segmenter on the samples vs the clean label
     MIOU_NOISY = "miou_noisy"  # segmenter on the samples vs the corrupted label
+    HF_ENERGY = "hf_energy"  # mean |x - 3x3 box blur of x| in 8-bit units: grain (above real) or lost texture (below)
 
 
 @dataclass(frozen=True)

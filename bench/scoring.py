@@ -55,6 +55,7 @@ def plan_metrics(config: BenchConfig) -> Plan:
         Metric.FEAT_DIVERSITY: (diversity, "needs diversity_labels > 0"),
         Metric.MIOU: (segmenter is not None, f"no default segmenter for {config.dataset.kind.value}: pass --segmenter"),
         Metric.MIOU_NOISY: (segmenter is not None, "needs a segmenter: pass --segmenter"),
+        Metric.HF_ENERGY: (True, ""),
     }
     if config.metrics is None:
         chosen = tuple(m for m in Metric if available[m][0])
@@ -122,6 +123,8 @@ class Scorer:
                 rows.append((Metric.MIOU, miou_from_confusion(cm)[0], len(images)))
             if Metric.MIOU_NOISY in want and noisy is not None:
                 rows.append((Metric.MIOU_NOISY, M.miou(pred, noisy, self.segmenter.classes), len(images)))
+        if Metric.HF_ENERGY in want:
+            rows.append((Metric.HF_ENERGY, M.high_frequency_energy(images), len(images)))
         order = list(Metric)
         return sorted(rows, key=lambda r: order.index(r[0])), cm
 

@@ -77,9 +77,11 @@ def _install(out: Path, preset: str, sampler) -> None:
     """Copy run `out`'s EMA checkpoint into scdm/weights/PRESET with the preset's current generation defaults."""
     from .checkpoint import read_card, read_weights, save_checkpoint
     from .pipeline import BUNDLED_DIR
+    from .presets import check_card
 
     dest = BUNDLED_DIR / preset
     card = read_card(out)  # the run's card, with the preset's current generation defaults
+    check_card(card, preset)  # ValueError before anything in scdm/weights is touched
     save_checkpoint(dest, read_weights(out), replace(card, sampler=sampler))
     print(f"installed {dest}")
 

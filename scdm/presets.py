@@ -79,3 +79,18 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
     return PRESETS[name]()
+
+
+def check_card(card: ModelCard, preset: str) -> None:
+    """Raise ValueError unless `card` is preset `preset`'s model: same name, network, diffusion, labels, schedule."""
+    want = get_preset(preset).card
+    checks = {"name": (card.name, want.name), "unet": (card.unet, want.unet),
+              "diffusion": (card.diffusion, want.diffusion), "labels": (card.labels, want.labels),
+              "label schedule": (card.label_diffusion.schedule, want.label_diffusion.schedule)}
+    wrong = [k for k, (got, expected) in checks.items() if got != expected]
+    if wrong:
+        k = wrong[0]
+        got, expected = checks[k]
+        raise ValueError(f"the checkpoint is not a {preset} model: its {', '.join(wrong)} differ from the preset's "
+                         f"({k}: {got!r:.120} vs {expected!r:.120}); train it with --preset {preset}, or install the "
+                         f"preset it was trained as")

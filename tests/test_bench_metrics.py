@@ -111,3 +111,20 @@ def test_plan_uses_only_weights_on_disk(tmp_path, monkeypatch) -> None:
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / M.INCEPTION_FILE).write_bytes(b"x")
     assert Metric.FID in plan_metrics(BenchConfig()).metrics  # found in torch-fidelity's cache
+
+
+def test_high_frequency_energy_measures_detail_finer_than_three_pixels():
+    from bench.metrics import high_frequency_energy
+
+    flat = np.full((2, 32, 32, 3), 128, np.uint8)
+    assert high_frequency_energy(flat) == 0.0
+    # a one-pixel checkerboard: every interior pixel differs from its 3x3 mean by 4 * 255 / 9
+    yy, xx = np.mgrid[:200, :200]
+    board = np.repeat((((yy + xx) % 2) * 255).astype(np.uint8)[None, :, :, None], 3, axis=3)
+    assert abs(high_frequency_energy(board) - 4 * 255 / 9) < 3.0
+    rng = np.random.default_rng(0)
+    smooth = np.repeat(np.linspace(0, 255, 64).astype(np.uint8)[None, None, :, None], 64, axis=1).repeat(3, 3)
+    grainy = np.clip(smooth.astype(int) + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8)
+    assert high_frequency_energy(grainy) > high_frequency_energy(smooth) + 3  # speckle raises it
+    assert high_frequency_energy(np.concatenate([flat, board[:, :32, :32]])) == pytest.approx(
+        high_frequency_energy(board[:, :32, :32]) / 3, rel=1e-9)  # a mean over images (batch-independent)

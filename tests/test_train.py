@@ -109,3 +109,29 @@ def test_learning_rate_warms_up_holds_then_decays_by_cosine():
     lrs = [learning_rate(cfg, s) for s in range(60, 101)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
     assert learning_rate(TrainConfig(steps=100, lr=2e-4), 99) == 2e-4  # no decay_from: constant
+
+
+def test_cli_install_refuses_a_checkpoint_of_another_preset(tmp_path, monkeypatch, capsys):
+    import scdm.pipeline
+    from scdm.__main__ import main
+    from scdm.checkpoint import read_card, read_weights, save_checkpoint
+    from scdm.config import LabelDiffusionConfig, LabelSchedule
+    from scdm.presets import check_card
+
+    monkeypatch.setattr(scdm.pipeline, "BUNDLED_DIR", tmp_path / "weights")
+    run = tmp_path / "run"
+    args = ["train", "--preset", "tiny-scdm", "--out", str(run), "--steps", "2", "--batch-size", "2",
+            "--train-images", "4", "--threads", "1", "--install"]
+    assert main(args) == 0
+    installed = tmp_path / "weights" / "tiny-scdm" / "model.safetensors"
+    before = installed.read_bytes()
+    # the run folder now holds a model with another label schedule (e.g. an SDM run resumed under this name)
+    card = read_card(run)
+    save_checkpoint(run, read_weights(run), replace(card, label_diffusion=LabelDiffusionConfig(LabelSchedule.NONE)))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "not a tiny-scdm model" in err and "label schedule" in err
+    assert installed.read_bytes() == before  # nothing installed
+    check_card(card, "tiny-scdm")  # the preset's own card passes
+    with pytest.raises(ValueError, match="name"):
+        check_card(replace(card, name="embedded-sdm"), "tiny-scdm")
