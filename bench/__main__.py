@@ -2,10 +2,13 @@
 
     python -m bench run --out runs/bench                 # default: embedded world, SCDM vs SDM, DS/Edge/Random
     python -m bench run --config paper_ade20k.toml --out runs/ade20k
+    python -m bench run --dataset labels --root my_maps --out runs/mine   # label maps alone, no photos
+    python -m bench run --plugin mine=my_model.py:make --out runs/x      # your model next to the bundled pair
     torchrun --nproc_per_node 4 -m bench run ... --out runs/x   # shards images over processes
     python -m bench plot runs/bench                      # re-plot from metrics.parquet alone
     python -m bench compare runs/a runs/b                # value differences, row by row
     python -m bench robustness runs/bench                # mIoU drops of two models, paired bootstrap over labels
+    python -m bench robustness runs/grid                 # + AUC, mCE, class sizes of a graded grid (robustness_grid.toml)
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ LAYOUTS = """dataset layouts (--root):
   coco_stuff     val_img, val_label, val_inst (train: train_img, ...)
   cityscapes     leftImg8bit/val/<city>/*_leftImg8bit.png, gtFine/val/<city>/*_gtFine_{labelIds,instanceIds}.png
   folder         images/, labels/ (PNG, raw ids), optional instances/; training split in train/ (flat-paint, --reference train)
+  labels         label maps alone (PNG: raw ids, palette or colour-coded), read in --encoding or the models' own;
+                 no photos, so no fid/kid/fd rows and no real/flat-paint rows
 """
 
 
@@ -63,10 +68,10 @@ def _config(args: argparse.Namespace):
     ds = cfg.dataset
     for flag, field in (("dataset", "kind"), ("root", "root"), ("split", "split"), ("resolution", "resolution"),
                         ("world_scenes", "world_scenes"), ("reference", "reference"),
-                        ("reference_images", "reference_images")):
+                        ("reference_images", "reference_images"), ("encoding", "encoding")):
         value = getattr(args, flag)
         if value is not None:
-            conv = {"kind": DatasetKind, "reference": Reference}.get(field, lambda v: v)
+            conv = {"kind": DatasetKind, "reference": Reference, "encoding": DatasetKind}.get(field, lambda v: v)
             ds = replace(ds, **{field: conv(value)})
     cfg = replace(cfg, dataset=ds)
     if args.model:
@@ -75,8 +80,13 @@ def _config(args: argparse.Namespace):
         cfg = replace(cfg, models=tuple(models) + tuple(m for m in cfg.models if m.kind != ModelKind.DIFFUSION))
     elif args.mode != "auto":
         cfg = replace(cfg, models=tuple(replace(m, mode=Mode(args.mode)) for m in cfg.models))
+    if args.plugin:  # next to the config's diffusion models, replacing its plug-ins
+        plugins = tuple(ModelSpec(*_plugin_name(p), ModelKind.PLUGIN) for p in args.plugin)
+        keep = [m for m in cfg.models if m.kind != ModelKind.PLUGIN]
+        cfg = replace(cfg, models=tuple(m for m in keep if m.kind.generative) + plugins
+                      + tuple(m for m in keep if not m.kind.generative))
     if args.no_references:
-        cfg = replace(cfg, models=tuple(m for m in cfg.models if m.kind == ModelKind.DIFFUSION))
+        cfg = replace(cfg, models=tuple(m for m in cfg.models if m.kind.generative))
     if args.corruption is not None:
         sev = tuple(args.severities) if args.severities else None
         known = {c.kind: c for c in cfg.corruptions}
@@ -102,6 +112,15 @@ def _config(args: argparse.Namespace):
 
 def _model_name(source: str) -> str:
     return Path(source).name or source
+
+
+def _plugin_name(text: str) -> tuple[str, str]:
+    """'NAME=ENTRY' or 'ENTRY' -> (name, entry point); the default name is the entry's module ('my_model')."""
+    name, eq, entry = text.partition("=")
+    if not eq:
+        module = text.rpartition(":")[0]
+        name, entry = Path(module).stem if module.endswith(".py") else module.rpartition(".")[2], text
+    return name, entry
 
 
 def _limit_threads(argv: list[str] | None) -> None:
@@ -167,25 +186,15 @@ def _compare(args: argparse.Namespace) -> int:
 def _robustness(args: argparse.Namespace) -> int:
     import torch
 
-    from scdm.checkpoint import atomic_write_bytes
+    from .robustness import BootstrapConfig
+    from .robustness_report import write_robustness
 
-    from .config import ModelKind, load_config
-    from .robustness import BootstrapConfig, compare_pair, pair_markdown, run_confusions
-
-    run = Path(args.run)
-    if not (run / "config.json").is_file():
-        raise ValueError(f"{run} is not a bench run folder (no config.json)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = args.models or [m.name for m in load_config(run / "config.json").models if m.kind == ModelKind.DIFFUSION][:2]
-    if len(models) != 2:
-        raise ValueError(f"need two diffusion models to compare, got {models}; pass --models A B")
-    confusions = run_confusions(run, models, setting=args.setting, device=args.device)
-    result = compare_pair(models[0], models[1], confusions, BootstrapConfig(args.resamples, args.confidence),
-                          torch.Generator().manual_seed(args.seed))
-    text = pair_markdown(result)
-    atomic_write_bytes(run / "robustness.md", text.encode())
-    print(text + f"\nwritten: {run / 'robustness.md'}")
+    report = write_robustness(args.run, models=args.models, baseline=args.baseline, setting=args.setting,
+                              config=BootstrapConfig(args.resamples, args.confidence), seed=args.seed,
+                              device=args.device)
+    print(report.text + f"\nwritten: {report.path}" + "".join(f"\nfigure: {p}" for p in report.figures))
     return 0
 
 
@@ -212,9 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--reference", choices=[k.value for k in Reference],
                    help="FID/KID reference: train (independent draw; default) or eval (the papers' protocol)")
     g.add_argument("--reference-images", type=int, help="size of the train reference (default: as many as labels)")
+    g.add_argument("--encoding", choices=[k.value for k in DatasetKind if k.has_photos and k != DatasetKind.FOLDER],
+                   help="--dataset labels: the maps' label encoding (default: the models' cards, which must agree)")
     g = r.add_argument_group("models and sampling")
     g.add_argument("--model", action="append", help="load_pipeline source (checkpoint dir or bundled name); repeatable")
     g.add_argument("--mode", default="auto", choices=["auto", "scdm", "sdm"], help="Label Diffusion at generation")
+    g.add_argument("--plugin", action="append", metavar="[NAME=]ENTRY",
+                   help="your own model: 'package.module:factory' or 'path/to/file.py:factory' (protocol in "
+                        "bench/plugin.py), added next to the other models; repeatable")
     g.add_argument("--no-references", action="store_true", help="drop the real and flat-paint rows")
     g.add_argument("--sampler", choices=[s.value for s in Sampler])
     g.add_argument("--steps", type=int, help="sampling steps (default 25)")
@@ -254,10 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("run_b")
     c.add_argument("--metric", nargs="+", help="only these metrics")
     c.set_defaults(fn=_compare)
-    b = sub.add_parser("robustness", help="mIoU drop from clean labels of two models, with a paired bootstrap over labels")
+    b = sub.add_parser("robustness", help="mIoU drop from clean labels of two models, with a paired bootstrap over "
+                                          "labels; graded scores (AUC, mCE, class sizes) and a step-budget table "
+                                          "where the run has them; writes RUN/robustness.md")
     b.add_argument("run", help="a finished run folder with clean and corrupted cells")
     b.add_argument("--models", nargs=2, metavar=("A", "B"),
                    help="model names (default: the run's first two diffusion models); delta = drop(B) - drop(A)")
+    b.add_argument("--baseline", help="graded grid: the model CE is relative to (default: the one named like "
+                                      "'...sdm', not 'scdm'; else B)")
     b.add_argument("--setting", help="sampler setting folder under RUN/samples/MODEL when a model has several")
     b.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     b.add_argument("--confidence", type=float, default=0.95, help="interval coverage (default 0.95)")

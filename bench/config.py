@@ -30,6 +30,12 @@ class DatasetKind(str, enum.Enum):
     COCO_STUFF = "coco_stuff"  # SPADE layout: <split>_img, <split>_label, <split>_inst
     CITYSCAPES = "cityscapes"  # leftImg8bit/<split>/<city>, gtFine/<split>/<city> (labelIds, instanceIds)
     FOLDER = "folder"  # images/, labels/ (PNG), optional instances/ (PNG), matched by file stem
+    LABELS = "labels"  # label maps alone (PNG: raw ids, palette or colour-coded); no photos, so no FID/KID rows
+
+    @property
+    def has_photos(self) -> bool:
+        """False for a label-only folder: no real images, so no Fréchet/kernel distances and no reference rows."""
+        return self != DatasetKind.LABELS
 
 
 class Reference(str, enum.Enum):
@@ -45,6 +51,12 @@ class ModelKind(str, enum.Enum):
     DIFFUSION = "diffusion"  # a `scdm.load_pipeline` source
     REAL = "real"  # the dataset's held-out images, scored like samples (clean labels only)
     FLAT_PAINT = "flat-paint"  # every pixel painted with its class's mean training colour
+    PLUGIN = "plugin"  # any label-to-image model: `source` = "package.module:factory" or "file.py:factory" (bench/plugin.py)
+
+    @property
+    def generative(self) -> bool:
+        """True for rows a model samples (samples per label, diversity samples); False for the reference rows."""
+        return self in (ModelKind.DIFFUSION, ModelKind.PLUGIN)
 
 
 class Mode(str, enum.Enum):
@@ -86,6 +98,9 @@ class DatasetSpec:
     reference: Reference = Reference.TRAIN  # FID/KID reference images; EVAL reproduces the papers
     reference_images: int | None = None  # size of the TRAIN reference; None = as many as evaluated labels
     flat_paint_images: int = 200  # training images averaged for flat-paint's class colours
+    # label-only folders: the encoding of the maps (a dataset with one: embedded, ade20k, ...); None = the models'
+    # own (cards, plug-ins' `encoding`), which must agree. A run folder's config.json records the resolved one.
+    encoding: DatasetKind | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +108,7 @@ class ModelSpec:
     """One row family of the table."""
 
     name: str  # the `model` column
-    source: str = ""  # load_pipeline source (checkpoint dir or bundled name); empty for references
+    source: str = ""  # load_pipeline source (checkpoint dir or bundled name), a plug-in entry point; empty for references
     kind: ModelKind = ModelKind.DIFFUSION
     mode: Mode = Mode.AUTO  # SCDM or SDM generation for a diffusion checkpoint
 
@@ -175,6 +190,9 @@ def validate(config: BenchConfig) -> BenchConfig:
             raise ValueError(f"model name {m.name!r} must be non-empty, without '/' and not start with '.'")
         if m.kind == ModelKind.DIFFUSION and not m.source:
             raise ValueError(f"model {m.name!r} needs a `source` (checkpoint dir, 'embedded-scdm' or 'embedded-sdm')")
+        if m.kind == ModelKind.PLUGIN and not all(m.source.rpartition(":")[::2]):
+            raise ValueError(f"plug-in model {m.name!r} needs `source` = 'package.module:factory' or "
+                             f"'path/to/file.py:factory' (--plugin NAME=ENTRY), got {m.source!r}")
     if not config.clean and not config.corruptions:
         raise ValueError("nothing to score: enable clean labels or give at least one corruption")
     for c in config.corruptions:
@@ -221,6 +239,17 @@ def validate(config: BenchConfig) -> BenchConfig:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if config.dataset.kind != DatasetKind.EMBEDDED and not config.dataset.root:
         raise ValueError(f"dataset {config.dataset.kind.value!r} needs `root` (--root DIR): the dataset folder")
+    encoding = config.dataset.encoding
+    if encoding is not None and config.dataset.kind != DatasetKind.LABELS:
+        raise ValueError(f"dataset.encoding (--encoding) is for label-only folders (--dataset labels); "
+                         f"dataset {config.dataset.kind.value!r} has its own encoding")
+    if encoding in (DatasetKind.FOLDER, DatasetKind.LABELS):
+        raise ValueError(f"dataset.encoding must name a dataset with a label encoding "
+                         f"({', '.join(k.value for k in DatasetKind if k.has_photos and k != DatasetKind.FOLDER)}), "
+                         f"got {encoding.value!r}")
+    if not config.dataset.kind.has_photos and not any(m.kind.generative for m in config.models):
+        raise ValueError("a label-only folder has no photos for the real and flat-paint rows: give at least one "
+                         "--model or --plugin")
     return config
 
 

@@ -1,7 +1,8 @@
 """Datasets as arrays: (image uint8, raw-id label, instances or None, name), validated before any long work.
 
 Layouts: the embedded world, ADE20K (SPADE/SCDM), CelebAMask-HQ (SDM), COCO-Stuff (SPADE, instance maps),
-Cityscapes (gtFine labelIds / instanceIds) and a plain folder. Files become arrays as the reference's evaluation
+Cityscapes (gtFine labelIds / instanceIds), a plain folder, and a folder of label maps alone (no photos: index PNGs
+of raw ids, palette or colour-coded PNGs, read by `scdm.label_io` in one encoding, resized NEAREST). Files become arrays as the reference's evaluation
 loader makes them (docs/method.md §7, `resize_arr`): the photo is halved with BOX while its short side is >= 2x the
 target, then resized once with BICUBIC to resolution x resolution (squashed, not cropped; Cityscapes keeps its
 aspect with the short side at `resolution`); label and instance maps are read as 8 bit, like its
@@ -18,9 +19,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from scdm.config import LabelSpec
+from scdm.datasets import DATASETS
 from scdm.datasets import dataset_labels as labels_of
-from scdm.label_io import index_array
-from scdm.labels import class_ids, fill_id, ids_error, invalid_ids, valid_ids
+from scdm.label_io import ID_MODES, decode_image, index_array
+from scdm.labels import ClassTable, class_ids, fill_id, ids_error, invalid_ids, valid_ids
 
 from .config import DatasetKind, DatasetSpec
 
@@ -31,11 +33,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # inputs; samples are always written
 class Split:
     """One split resized to the bench resolution."""
 
-    images: np.ndarray  # (N, H, W, 3) uint8
+    images: np.ndarray | None  # (N, H, W, 3) uint8; None for a label-only folder
     labels: np.ndarray  # (N, H, W) int32 raw dataset ids
     instances: np.ndarray | None  # (N, H, W) int32 instance ids, or None when the dataset has none
     names: tuple[str, ...]  # file stems (or world scene names), for messages and grids
     originals: OriginalLabels | None = None  # the label files at their own size (DS starts there); None: made here
+    notes: tuple[str, ...] = ()  # how the maps were read, for the report (label-only folders: colour decoding)
 
     def __len__(self) -> int:
         return self.labels.shape[0]
@@ -76,7 +79,30 @@ PROTOCOLS = {
 def dataset_labels(kind: DatasetKind) -> LabelSpec | None:
     """The dataset's raw-id encoding (`scdm.datasets.dataset_labels`, docs/method.md §7); None for folders (the models'
     cards decide)."""
-    return None if kind == DatasetKind.FOLDER else labels_of(kind.value)
+    return None if kind in (DatasetKind.FOLDER, DatasetKind.LABELS) else labels_of(kind.value)
+
+
+def encoding_kind(spec: DatasetSpec) -> DatasetKind:
+    """The kind whose encoding names a run's classes: a label-only folder's (resolved) `encoding`, else the layout."""
+    return spec.encoding if spec.kind == DatasetKind.LABELS and spec.encoding is not None else spec.kind
+
+
+def label_encoding(spec: DatasetSpec, declared: Sequence[tuple[str, LabelSpec]]) -> tuple[DatasetKind | None, LabelSpec]:
+    """A label-only folder's encoding and the dataset it is (None: another one): `spec.encoding` when given, else the
+    one every model declares (`declared`: (model name, card labels or a plug-in's `encoding`)), which must agree."""
+    if spec.encoding is not None:
+        return spec.encoding, labels_of(spec.encoding.value)
+    if not declared:
+        raise ValueError(f"the label maps in {spec.root} need an encoding and no model declares one: pass --encoding "
+                         f"({', '.join(DATASETS)}) or `encoding` in the config's [dataset]")
+    (first, labels), table = declared[0], ClassTable.from_spec(declared[0][1])
+    for name, other in declared[1:]:
+        if ClassTable.from_spec(other) != table:
+            raise ValueError(f"models {first!r} and {name!r} read label ids differently (their cards' encodings "
+                             f"differ), so one folder of label maps cannot serve both; pass --encoding NAME to read "
+                             f"the maps in one of {', '.join(DATASETS)}, or benchmark them in separate runs")
+    known = next((DatasetKind(n) for n in DATASETS if ClassTable.from_spec(labels_of(n)) == table), None)
+    return known, labels
 
 
 def naming_labels(kind: DatasetKind, cards: Sequence[LabelSpec] = ()) -> LabelSpec | None:
@@ -112,7 +138,7 @@ def unlabeled_id(kind: DatasetKind) -> int:
 def _default_split(kind: DatasetKind, train: bool) -> str:
     names = {DatasetKind.ADE20K: ("training", "validation"), DatasetKind.CELEBAMASK_HQ: ("train", "test"),
              DatasetKind.COCO_STUFF: ("train", "val"), DatasetKind.CITYSCAPES: ("train", "val"),
-             DatasetKind.FOLDER: ("train", ""), DatasetKind.EMBEDDED: ("train", "test")}
+             DatasetKind.FOLDER: ("train", ""), DatasetKind.EMBEDDED: ("train", "test"), DatasetKind.LABELS: ("", "")}
     return names[kind][0 if train else 1]
 
 
@@ -273,11 +299,14 @@ class OriginalLabels:
 
     files: tuple[Path, ...]
     protocol: Protocol
+    table: ClassTable | None = None  # label-only folders: maps of any kind, decoded for this encoding
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> np.ndarray:
+        if self.table is not None:
+            return read_label_map(self.files[index], self.table)[0]
         return read_label(self.files[index], self.protocol)
 
 
@@ -298,6 +327,67 @@ def read_pairs(pairs: list[Pair], resolution: int, protocol: Protocol, encoding:
                  OriginalLabels(tuple(p.label for p in pairs), protocol))
 
 
+# ---------------------------------------------------------------------------------------------- label-only folders
+
+def list_label_maps(spec: DatasetSpec) -> list[Path]:
+    """The PNG label maps of a label-only folder (`root`, or `root/split`), by file name."""
+    folder = Path(spec.root or "") / (spec.split or "")
+    if not folder.is_dir():
+        raise ValueError(f"label folder {folder} does not exist (--root, dataset 'labels')")
+    not_png = [p for p in _files(folder, IMAGE_SUFFIXES) if p.suffix.lower() != ".png"]
+    if not_png:
+        raise ValueError(f"label maps must be PNG (lossless), found {not_png[0]}")
+    files = _files(folder, (".png",))
+    if not files:
+        raise ValueError(f"no label PNGs in {folder}: a label-only folder holds index, palette or colour-coded PNGs")
+    return files
+
+
+def read_label_map(path: Path, table: ClassTable, of: str = "the run's encoding") -> tuple[np.ndarray, str]:
+    """(H0, W0) int32 raw ids of a label map of any kind `scdm.label_io` reads, every pixel a class of `table`, and
+    how it was read; ids or colours outside the encoding raise a ValueError naming the file."""
+    im = _open(path)
+    if im.mode in ID_MODES and im.mode != "P":  # pixel values are the ids
+        try:
+            ids = index_array(im)
+        except ValueError as e:
+            raise ValueError(f"label map {path}: {e}") from None
+        bad = invalid_ids(ids, table.raw_ids)
+        if bad:
+            raise ValueError(f"label map {path}: {ids_error(bad, table.describe_ids(), of=of)}; pass --encoding "
+                             f"for maps of another dataset") from None
+        return ids.astype(np.int32), "index"
+    try:
+        decoded = decode_image(im, table)
+    except ValueError as e:
+        raise ValueError(f"label map {path}: {e}") from None
+    rep = decoded.colors
+    if rep is not None and rep.unknown:
+        colours = ", ".join(f"{h} x{n}" for h, n in rep.top_unknown())
+        raise ValueError(f"label map {path}: {rep.unknown} px of colours that are no class of {of} "
+                         f"({colours}); paint it in the encoding's palette ({table.describe_ids()}) or save raw ids")
+    how = "index" if rep is None else "colour" if not rep.snapped else "snapped"
+    return decoded.ids.astype(np.int32), how
+
+
+def read_label_maps(files: Sequence[Path], resolution: int, encoding: LabelSpec, of: str = "the run's encoding"
+                    ) -> Split:
+    """Every map decoded for `encoding` (named `of` in errors) and resized NEAREST to resolution x resolution."""
+    table = ClassTable.from_spec(encoding)
+    labels, how = [], []
+    for path in files:
+        ids, way = read_label_map(path, table, of)
+        im = Image.fromarray(ids).resize((resolution, resolution), resample=Image.NEAREST)
+        labels.append(np.asarray(im).astype(np.int32))
+        how.append(way)
+    coloured = how.count("colour") + how.count("snapped")
+    notes = (f"label maps: {len(files) - coloured} index maps, {coloured} decoded by colour"
+             + (f" ({how.count('snapped')} with off-palette pixels snapped to the nearest class colour)"
+                if how.count("snapped") else ""),) if coloured else ()
+    return Split(None, np.stack(labels), None, tuple(p.stem for p in files),
+                 OriginalLabels(tuple(files), Protocol(eight_bit_labels=False), table), notes)
+
+
 # ---------------------------------------------------------------------------------------------- entry points
 
 def _world(split: str, n: int, resolution: int) -> Split:
@@ -308,11 +398,17 @@ def _world(split: str, n: int, resolution: int) -> Split:
                  tuple(f"{split}_{i:05d}" for i in range(n)))
 
 
-def load_eval(spec: DatasetSpec, limit: int | None = None) -> Split:
-    """The evaluated split (first `limit` examples), fully read and validated."""
+def load_eval(spec: DatasetSpec, limit: int | None = None, encoding: LabelSpec | None = None) -> Split:
+    """The evaluated split (first `limit` examples), fully read and validated; a label-only folder is read in
+    `encoding` (`label_encoding`)."""
     if spec.kind == DatasetKind.EMBEDDED:
         n = spec.world_scenes if limit is None else min(limit, spec.world_scenes)
         return _world("test", n, spec.resolution)
+    if spec.kind == DatasetKind.LABELS:
+        if encoding is None:
+            raise ValueError("a label-only folder is read in an encoding: see bench.datasets.label_encoding")
+        of = f"the {spec.encoding.value} encoding" if spec.encoding is not None else "the models' encoding"
+        return read_label_maps(list_label_maps(spec)[:limit], spec.resolution, encoding, of)
     pairs = list_pairs(spec)[:limit]
     return read_pairs(pairs, spec.resolution, PROTOCOLS[spec.kind], dataset_labels(spec.kind))
 
@@ -321,6 +417,8 @@ def load_train(spec: DatasetSpec, n: int) -> Split:
     """The first n training examples (flat-paint colours, the TRAIN reference)."""
     if spec.kind == DatasetKind.EMBEDDED:
         return _world("train", n, spec.resolution)
+    if spec.kind == DatasetKind.LABELS:
+        raise ValueError("a label-only folder has no training photos (flat-paint, --reference train)")
     try:
         pairs = list_pairs(spec, train=True)[:n]
     except ValueError as e:

@@ -1,4 +1,5 @@
-"""Metric-vs-severity plots drawn from the results frame alone (one figure per metric, one panel per corruption)."""
+"""Metric-vs-severity plots drawn from the results frame alone (one figure per metric, one panel per corruption), and
+the graded grid's pictures drawn from `bench.summary.GradedSummary.curves` (difference heatmap, small multiples)."""
 from __future__ import annotations
 
 import io
@@ -70,3 +71,82 @@ def plot_all(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         out.append(save_figure(fig, Path(out_dir) / f"{metric}.png"))
         plt.close(fig)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- graded grids
+
+def plot_difference_heatmap(curves: pd.DataFrame, baseline: str, statistic: str = "miou_diff"):
+    """Kinds x severities heatmap of each model's mIoU minus `baseline`'s (`bench.summary.GradedSummary.curves`), a
+    panel per model; a cell whose interval excludes 0 is marked '*' with a bold value and border."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sub = curves[curves["statistic"] == statistic]
+    models, kinds = list(dict.fromkeys(sub["model"])), list(dict.fromkeys(sub["corruption"]))
+    sevs = sorted(set(sub["severity"]))
+    lim = float(np.nanmax(np.abs(sub["value"]))) if len(sub) else 0.0
+    lim = lim or 1e-6
+    panels = max(len(models), 1)
+    fig, axes = plt.subplots(1, panels, figsize=(1.2 + (1.0 + 0.8 * len(sevs)) * panels, 1.4 + 0.32 * len(kinds)),
+                             squeeze=False)
+    image = None
+    for ax, m in zip(axes[0], models):
+        value = np.full((len(kinds), len(sevs)), np.nan)  # (kinds, severities)
+        marked = np.zeros(value.shape, bool)
+        for r in sub[sub["model"] == m].itertuples(index=False):
+            i, j = kinds.index(r.corruption), sevs.index(r.severity)
+            value[i, j], marked[i, j] = r.value, r.low > 0 or r.high < 0
+        image = ax.imshow(value, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+        for i, j in zip(*np.nonzero(np.isfinite(value))):
+            ax.text(j, i, f"{value[i, j]:+.3f}" + ("*" if marked[i, j] else ""), ha="center", va="center", fontsize=6.5,
+                    fontweight="bold" if marked[i, j] else "normal",
+                    color="white" if abs(value[i, j]) > 0.6 * lim else "black")
+            if marked[i, j]:
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.2, ec="black"))
+        ax.set_xticks(range(len(sevs)), [f"{s:g}" for s in sevs])
+        ax.set_yticks(range(len(kinds)), kinds if ax is axes[0][0] else [""] * len(kinds))
+        ax.set_xlabel("severity", fontsize=8)
+        ax.set_title(f"mIoU: {m} - {baseline}", fontsize=9)
+    if image is not None:
+        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="mIoU difference")
+    fig.text(0.01, 0.005, "*, bold, framed: the interval excludes 0", fontsize=7)
+    return fig
+
+
+def plot_severity_curves(curves: pd.DataFrame, statistic: str = "miou", columns: int = 5):
+    """Small multiples of `statistic` against severity (0 = clean), a panel per kind, a line per model, its
+    interval (where it has one) as a band (`bench.summary.GradedSummary.curves`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sub = curves[curves["statistic"] == statistic]
+    kinds = [k for k in dict.fromkeys(sub["corruption"]) if k != "clean"]
+    cols = max(1, min(columns, len(kinds)))
+    rows = max(1, -(-len(kinds) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows + 0.6), sharey=True, squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, kind in zip(axes.flat, kinds):
+        for k, m in enumerate(dict.fromkeys(sub["model"])):
+            line = sub[(sub["model"] == m) & sub["corruption"].isin(["clean", kind])].sort_values("severity")
+            colour = colours[k % len(colours)]
+            ax.plot(line["severity"], line["value"], marker="o", ms=3, color=colour, label=m)
+            if line["low"].notna().any():
+                ax.fill_between(line["severity"], line["low"], line["high"], color=colour, alpha=0.2, lw=0)
+        ax.set_title(kind, fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(kinds):]:
+        ax.axis("off")
+    arrow = " (lower is better)" if statistic in LOWER_IS_BETTER else ""
+    for ax in axes[:, 0]:
+        ax.set_ylabel(statistic + arrow, fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("severity (0 = clean)", fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
+    return fig

@@ -94,6 +94,22 @@ class PairResult:
     confidence: float
 
 
+def bootstrap_weights(n: int, config: BootstrapConfig, generator: torch.Generator) -> np.ndarray:
+    """(R, N) multiplicities of N units (labels) in R resamples drawn with replacement; reuse one draw for every
+    model and condition that should be paired."""
+    if config.resamples < 1 or not 0 < config.confidence < 1:
+        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {config}")
+    if n < 1:
+        raise ValueError("no labels to resample: the run has no scored labels")
+    idx = torch.randint(0, n, (config.resamples, n), generator=generator).numpy()
+    return np.stack([np.bincount(row, minlength=n) for row in idx]).astype(np.float64)
+
+
+def resampled_confusions(w: np.ndarray, cms: np.ndarray) -> np.ndarray:
+    """(R, K, K) confusion of each resample from multiplicities w (R, N) and per-label confusions (N, K, K)."""
+    return (w @ cms.reshape(cms.shape[0], -1)).reshape(-1, *cms.shape[1:])
+
+
 def paired_bootstrap(clean_a: np.ndarray, noisy_a: Sequence[np.ndarray], clean_b: np.ndarray,
                      noisy_b: Sequence[np.ndarray], config: BootstrapConfig, generator: torch.Generator
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,14 +124,10 @@ def paired_bootstrap(clean_a: np.ndarray, noisy_a: Sequence[np.ndarray], clean_b
     for x in (clean_b, *noisy_a, *noisy_b):
         if x.shape[0] != n:
             raise ValueError(f"every condition needs the same {n} labels, got {x.shape[0]}")
-    if config.resamples < 1 or not 0 < config.confidence < 1:
-        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {config}")
-    idx = torch.randint(0, n, (config.resamples, n), generator=generator).numpy()
-    w = np.stack([np.bincount(row, minlength=n) for row in idx]).astype(np.float64)  # (R, N) multiplicities
+    w = bootstrap_weights(n, config, generator)  # (R, N)
 
     def mean_drop(clean: np.ndarray, noisy: Sequence[np.ndarray]) -> np.ndarray:
-        k2 = clean.shape[1] * clean.shape[2]
-        m = lambda c: miou_batch((w @ c.reshape(n, k2)).reshape(-1, *c.shape[1:]))  # noqa: E731
+        m = lambda c: miou_batch(resampled_confusions(w, c))  # noqa: E731
         base = m(clean)
         return np.mean([base - m(c) for c in noisy], axis=0)
 
@@ -158,6 +170,25 @@ def pair_markdown(r: PairResult) -> str:
 
 # ---------------------------------------------------------------------------------------------- run folders
 
+@dataclass(frozen=True)
+class LabelConfusions:
+    """Per-label confusion matrices of a run's cells, over the segmenter's classes."""
+
+    classes: tuple[int, ...]  # raw id of each matrix row/column (the segmenter's outputs)
+    names: dict[int, str]  # raw id -> the segmenter's class name, where it has names
+    # (model, setting folder) -> (corruption, severity) -> (N * seeds, K, K); clean is ("clean", 0.0)
+    cells: dict[tuple[str, str], dict[tuple[str, float], np.ndarray]]
+
+
+def setting_folders(df: pd.DataFrame, model: str) -> dict[str, dict]:
+    """{setting folder: setting columns} of a model's mIoU rows in a run's table (ValueError when it has none)."""
+    rows = df[(df["model"] == model) & (df["metric"] == "miou")]
+    if rows.empty:
+        raise ValueError(f"the run has no mIoU rows for model {model!r}; models: {sorted(df['model'].unique())}")
+    records = rows[list(SAMPLER_SETTING)].drop_duplicates().to_dict("records")
+    return {table_setting_folder(r): r for r in records}
+
+
 def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | None = None,
                    device: str | None = None, batch_size: int = 64) -> dict[str, dict[str, np.ndarray]]:
     """{model: {condition: (N * seeds, K, K)}} for a finished run folder, segmenting its saved samples again.
@@ -165,6 +196,21 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
     Seeds are stacked along the label axis (a unit is a label under one seed). `setting` picks one sampler
     setting by its folder name (e.g. "ancestral_25steps_g1.5_fp32-1f0c9a2e") when a model was run with several.
     """
+    df = read_table(run)
+    cells = []
+    for model in models:
+        have = sorted(setting_folders(df, model))
+        if (setting is None and len(have) != 1) or (setting is not None and setting not in have):
+            raise ValueError(f"model {model!r} has settings {have} in {run}; pick one with setting=")
+        cells.append((model, setting or have[0]))
+    got = load_confusions(run, cells, device=device, batch_size=batch_size).cells
+    return {m: {condition_label(c, s): cms for (c, s), cms in got[(m, f)].items()} for m, f in cells}
+
+
+def load_confusions(run: str | Path, cells: Sequence[tuple[str, str]], *, device: str | None = None,
+                    batch_size: int = 64) -> LabelConfusions:
+    """Per-label confusions of each (model, setting folder) in `cells`: every condition of the run's table with
+    all seeds present, from the saved samples segmented again by the run's mIoU segmenter (loaded once)."""
     from .config import load_config
     from .scoring import plan_metrics
     from .segmenter import load_segmenter
@@ -177,19 +223,14 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
     if segmenter_source is None:
         raise ValueError(f"{run} has no mIoU segmenter (its config has none and the dataset no default)")
     segmenter = load_segmenter(segmenter_source, device=device)
+    classes = segmenter.classes
+    names = dict(zip(classes, segmenter.class_names)) if len(segmenter.class_names) == len(classes) else {}
     labels: dict[int, np.ndarray] = {}
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for model in models:
+    out: dict[tuple[str, str], dict[tuple[str, float], np.ndarray]] = {}
+    for model, chosen in cells:
         rows = df[(df["model"] == model) & (df["metric"] == "miou")]
-        if rows.empty:
-            raise ValueError(f"{run} has no mIoU rows for model {model!r}; models: {sorted(df['model'].unique())}")
-        folders = [table_setting_folder(r) for r in rows[list(SAMPLER_SETTING)].to_dict("records")]
-        have = sorted(set(folders))
-        if (setting is None and len(have) != 1) or (setting is not None and setting not in have):
-            raise ValueError(f"model {model!r} has settings {have} in {run}; pick one with setting=")
-        chosen = setting or have[0]
-        rows = rows[[f == chosen for f in folders]]
-        per_seed: dict[str, list[np.ndarray]] = {}
+        rows = rows[[table_setting_folder(r) == chosen for r in rows[list(SAMPLER_SETTING)].to_dict("records")]]
+        per_seed: dict[tuple[str, float], list[np.ndarray]] = {}
         for seed in config.seeds:
             for _, r in rows[rows["seed"] == seed].drop_duplicates(["corruption", "severity"]).iterrows():
                 cond = Condition(r["corruption"], float(r["severity"]), int(seed))
@@ -205,14 +246,14 @@ def run_confusions(run: str | Path, models: Sequence[str], *, setting: str | Non
                                      f"re-run `python -m bench run` into {run} to finish them")
                 images = np.stack([read_png(p) for p in paths])
                 target = np.repeat(np.stack([labels[i] for i in range(n)]), config.samples, axis=0)
-                pred, classes = segmenter.predict(images, batch_size=batch_size), segmenter.classes
+                pred = segmenter.predict(images, batch_size=batch_size)
                 cms = confusion_matrix(ids_to_indices(pred, classes), ids_to_indices(target, classes), len(classes),
                                        per_image=True)  # (N * samples, K, K); target ids outside `classes` ignored
                 cms = cms.reshape(n, config.samples, *cms.shape[1:]).sum(1)  # a label's samples count together
-                name = CLEAN if cond.is_clean else condition_label(cond.corruption, cond.severity)
-                per_seed.setdefault(name, []).append(cms)
-        out[model] = {k: np.concatenate(v) for k, v in per_seed.items() if len(v) == len(config.seeds)}
-    return out
+                key = (CLEAN, 0.0) if cond.is_clean else (cond.corruption, cond.severity)
+                per_seed.setdefault(key, []).append(cms)
+        out[(model, chosen)] = {k: np.concatenate(v) for k, v in per_seed.items() if len(v) == len(config.seeds)}
+    return LabelConfusions(tuple(classes), names, out)
 
 
 def table_setting_folder(columns: dict) -> str:

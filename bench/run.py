@@ -1,17 +1,18 @@
 """One benchmark run: validate everything, sample (sharded over torchrun processes), score, write the report.
 
-Order: config -> dataset files -> models vs label ids -> metric weights -> sampling -> metrics -> report, so
-bad input fails before any long work. Under `torchrun` each process samples the images with
+Order: config -> models (checkpoints, plug-ins) -> dataset files (a label-only folder read in the models' encoding)
+-> models vs label ids and a plug-in probe -> metric weights -> sampling -> metrics -> report, so bad input fails
+before any long work. Under `torchrun` each process samples the images with
 index % WORLD_SIZE == RANK (files shared through the run folder); rank 0 then scores and writes the table.
 Finished images and scored cells are skipped on a re-run, so a killed run resumes where it stopped. A cell is
-identified by its model's weights (`Pipeline.digest`) and its fully resolved sampler setting on this device
-(`scdm.settings.resolve`): a different setting is a new cell, and a cell folder whose identity changed (other
-weights under the same model name) stops the run before any sampling, so one table never mixes them.
+identified by its model's weights (`Pipeline.digest`, a plug-in's `digest`) and its fully resolved sampler setting
+on this device (`scdm.settings.resolve`): a different setting is a new cell, and a cell folder whose identity
+changed (other weights under the same model name) stops the run before any sampling, so one table never mixes them.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -19,22 +20,26 @@ import numpy as np
 
 from scdm.checkpoint import atomic_write_bytes
 from scdm.distributed import Distributed, setup
+from scdm.labels import fill_id
 from scdm.serialize import to_json_value
 
 from . import report
-from .config import (BenchConfig, Mode, ModelKind, ModelSpec, Reference, config_document, requested_settings,
-                     validate)
-from .datasets import (Split, class_names, dataset_labels, load_eval, load_train, mean_colours, naming_labels,
-                       unlabeled_id)
+from .config import (BenchConfig, Mode, ModelKind, ModelSpec, Reference, config_document, config_from_document,
+                     requested_settings, validate)
+from .datasets import (Split, class_names, dataset_labels, encoding_kind, label_encoding, load_eval, load_train,
+                       mean_colours, naming_labels, unlabeled_id)
 from .robustness import drop_summary
-from .sampling import LabelBank, pending, sample_diffusion, shard, write_flat_paint, write_real
+from .sampling import LabelBank, pending, sample_diffusion, sample_plugin, shard, write_flat_paint, write_real
 from .scoring import Scorer, build_scorer, plan_metrics
 from .store import (CLEAN, IDENTITY_NAME, Cell, Condition, cell_identity, identity_changes, read_json, read_png,
                     rows_path, sample_path, setting_dir, setting_folder, unidentified_folder, write_json)
 
 if TYPE_CHECKING:
+    from scdm.config import LabelSpec
     from scdm.pipeline import Pipeline
     from scdm.settings import SamplingSettings
+
+    from .plugin import Plugin
 
 
 class Events:
@@ -56,11 +61,22 @@ class Model:
 
     spec: ModelSpec
     pipe: Pipeline | None = None  # for diffusion models
-    settings: tuple[SamplingSettings, ...] = ()  # distinct resolved sampler settings; empty for reference rows
+    settings: tuple[SamplingSettings, ...] = ()  # distinct resolved sampler settings; empty for the other rows
+    plugin: Plugin | None = None  # for plug-in models
+
+    @property
+    def digest(self) -> str | None:
+        """Which weights (or plug-in version) made the images; None for the reference rows."""
+        return self.pipe.digest if self.pipe else self.plugin.digest if self.plugin else None
+
+    @property
+    def labels(self) -> LabelSpec | None:
+        """The label encoding the model takes: its card's, a plug-in's declared one, else None."""
+        return self.pipe.card.labels if self.pipe else self.plugin.encoding if self.plugin else None
 
     def identity(self, settings: SamplingSettings | None) -> dict:
         """The cell.json of this model's `settings` folder."""
-        return cell_identity(self.spec.name, self.spec.kind.value, settings, self.pipe.digest if self.pipe else None)
+        return cell_identity(self.spec.name, self.spec.kind.value, settings, self.digest)
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -86,17 +102,32 @@ def check_precisions(config: BenchConfig, device: str) -> None:
                 raise ValueError(f"{where} on {device}: {e}") from None
 
 
-def load_models(config: BenchConfig, split: Split, device: str) -> list[Model]:
-    """Load every diffusion checkpoint, check it can encode every label id the run will feed it, and resolve its
-    sampler settings on `device` (the cells' identities)."""
-    from scdm.labels import valid_ids
+def skipped_rows(config: BenchConfig) -> dict[str, str]:
+    """Reference rows a run leaves out, with why: a label-only folder has no photos for `real` and `flat-paint`."""
+    if config.dataset.kind.has_photos:
+        return {}
+    why = {ModelKind.REAL: "no photos in a label-only folder",
+           ModelKind.FLAT_PAINT: "no training photos for its class colours in a label-only folder"}
+    return {m.name: why[m.kind] for m in config.models if m.kind in why}
+
+
+def load_models(config: BenchConfig, device: str) -> list[Model]:
+    """Load every diffusion checkpoint and plug-in, and resolve the checkpoints' sampler settings on `device` (the
+    cells' identities); `check_models` then checks them against the labels."""
     from scdm.pipeline import load_pipeline
 
+    from .plugin import load_plugin
+
     models = []
-    needed = set(np.unique(split.labels).tolist())
-    if config.corruptions:
-        needed.add(unlabeled_id(config.dataset.kind))
     for spec in config.models:
+        if spec.name in skipped_rows(config):
+            continue
+        if spec.kind == ModelKind.PLUGIN:
+            try:
+                models.append(Model(spec, plugin=load_plugin(spec.source, device=device)))
+            except ValueError as e:
+                raise ValueError(f"model {spec.name!r}: {e}") from None
+            continue
         if spec.kind != ModelKind.DIFFUSION:
             models.append(Model(spec))
             continue
@@ -104,11 +135,6 @@ def load_models(config: BenchConfig, split: Split, device: str) -> list[Model]:
             pipe = load_pipeline(spec.source, device=device)
         except ValueError as e:
             raise ValueError(f"model {spec.name!r}: {e}") from None
-        bad = sorted(needed - valid_ids(pipe.card.labels))
-        if bad:
-            where = next((n for n, lab in zip(split.names, split.labels) if np.isin(lab, bad).any()), "the corruptions' unlabeled id")
-            raise ValueError(f"model {spec.name!r} ({spec.source}) has no class for label ids {bad[:10]} (first in {where}); "
-                             f"its encoding has {pipe.card.labels.num_classes} classes — is it trained on this dataset?")
         if spec.mode == Mode.SCDM and not pipe.is_scdm:
             raise ValueError(f"model {spec.name!r}: mode 'scdm' needs a Label Diffusion schedule, but {spec.source} is an "
                              f"SDM checkpoint; use mode 'sdm' or 'auto'")
@@ -122,10 +148,32 @@ def load_models(config: BenchConfig, split: Split, device: str) -> list[Model]:
     return models
 
 
+def check_models(models: Sequence[Model], split: Split, unlabeled: int | None) -> None:
+    """Every model with an encoding has a class for every label id the run feeds it (`unlabeled`: the id the
+    corruptions write, if any), and every plug-in's generate passes a 1-label probe."""
+    from scdm.labels import valid_ids
+
+    from .plugin import probe
+
+    needed = set(np.unique(split.labels).tolist()) | ({unlabeled} if unlabeled is not None else set())
+    for model in models:
+        spec, labels = model.spec, model.labels
+        bad = sorted(needed - valid_ids(labels)) if labels is not None else []
+        if bad:
+            where = next((n for n, lab in zip(split.names, split.labels) if np.isin(lab, bad).any()), "the corruptions' unlabeled id")
+            raise ValueError(f"model {spec.name!r} ({spec.source}) has no class for label ids {bad[:10]} (first in {where}); "
+                             f"its encoding has {labels.num_classes} classes — is it trained on this dataset?")
+        if model.plugin is not None:
+            try:
+                probe(model.plugin, split.labels[0])
+            except ValueError as e:
+                raise ValueError(f"model {spec.name!r}: {e}") from e
+
+
 def _sample_counts(config: BenchConfig, n: int, kind: ModelKind, condition: Condition) -> list[int]:
     """Samples wanted per label: extra ones on the diversity subset (clean labels unless diversity_corrupted)."""
-    if kind != ModelKind.DIFFUSION or not (condition.is_clean or config.diversity_corrupted):
-        return [config.samples if kind == ModelKind.DIFFUSION else 1] * n
+    if not kind.generative or not (condition.is_clean or config.diversity_corrupted):
+        return [config.samples if kind.generative else 1] * n
     extra = max(config.samples, config.diversity_samples)
     return [extra if i < config.diversity_labels else config.samples for i in range(n)]
 
@@ -133,7 +181,7 @@ def _sample_counts(config: BenchConfig, n: int, kind: ModelKind, condition: Cond
 def _cells(model: Model, config: BenchConfig, conds: Sequence[Condition]) -> list[Cell]:
     if model.spec.kind == ModelKind.REAL:
         return [Cell(model.spec.name, None, Condition(CLEAN, 0.0, config.seeds[0]))]
-    if model.spec.kind == ModelKind.FLAT_PAINT:
+    if model.spec.kind in (ModelKind.FLAT_PAINT, ModelKind.PLUGIN):  # no sampler settings
         return [Cell(model.spec.name, None, c) for c in conds]
     return [Cell(model.spec.name, s, c) for s in model.settings for c in conds]
 
@@ -141,7 +189,11 @@ def _cells(model: Model, config: BenchConfig, conds: Sequence[Condition]) -> lis
 def _check_run_folder(out: Path, config: BenchConfig) -> None:
     """A run folder holds one dataset setting; models, settings, corruptions and seeds may be added on a re-run."""
     old = read_json(out / "config.json")
-    if old is not None and old.get("dataset") != to_json_value(config.dataset):
+    try:  # through the loader, so a field added since (default value) is no change
+        same = old is None or config_from_document(old).dataset == config.dataset
+    except ValueError:
+        same = old.get("dataset") == to_json_value(config.dataset)
+    if not same:
         raise ValueError(f"{out} holds a run on another dataset setting ({old.get('dataset')}); use a new --out")
     legacy = unidentified_folder(out)
     if legacy is not None:
@@ -181,19 +233,28 @@ def _run(config: BenchConfig, out: Path, events: Events, ranks: Distributed) -> 
     error: BaseException | None = None
     try:
         check_precisions(config, device)
+        models = load_models(config, device)
+        photos, encoding = config.dataset.kind.has_photos, None
+        if not photos:  # label maps alone are read in the models' encoding; config.json records which
+            name, encoding = label_encoding(config.dataset, [(m.spec.name, m.labels) for m in models if m.labels is not None])
+            config = replace(config, dataset=replace(config.dataset, encoding=name))
         if rank == 0:
             _check_run_folder(out, config)
-        events.message(f"loading {config.dataset.kind.value} labels and images")
-        split = load_eval(config.dataset, config.limit)
-        models = load_models(config, split, device)
+        events.message(f"loading {config.dataset.kind.value} labels" + (" and images" if photos else ""))
+        split = load_eval(config.dataset, config.limit, encoding)
+        unlabeled = fill_id(encoding) if encoding is not None else unlabeled_id(config.dataset.kind)
+        check_models(models, split, unlabeled if config.corruptions else None)
         identities = _check_identities(out, models) if rank == 0 else []
         plan = plan_metrics(config)
-        needs_train = any(m.spec.kind == ModelKind.FLAT_PAINT for m in models) or config.dataset.reference == Reference.TRAIN
+        needs_train = photos and (any(m.spec.kind == ModelKind.FLAT_PAINT for m in models)
+                                  or config.dataset.reference == Reference.TRAIN)
         n_ref = config.dataset.reference_images or len(split)
         train = load_train(config.dataset, max(n_ref, config.dataset.flat_paint_images)) if needs_train else None
         scorer = None
         if rank == 0:
-            if config.dataset.reference == Reference.TRAIN:
+            if not photos:  # the feature spaces serve the diversity metrics only
+                ref_images, ref_key = None, f"labels-{config.dataset.resolution}"
+            elif config.dataset.reference == Reference.TRAIN:
                 ref_images, ref_key = train.images[:n_ref], f"{config.dataset.kind.value}-train-{config.dataset.resolution}"
             else:
                 ref_images = split.images
@@ -212,7 +273,7 @@ def _run(config: BenchConfig, out: Path, events: Events, ranks: Distributed) -> 
         raise ValueError("setup failed on another process; see its error")
 
     conds = conditions(config)
-    bank = LabelBank(split, unlabeled_id(config.dataset.kind))
+    bank = LabelBank(split, unlabeled)
     mine = shard(len(split), rank, world)
     for c in dict.fromkeys([Condition(CLEAN, 0.0, config.seeds[0])] + conds):
         bank.write(out, c, mine)
@@ -226,6 +287,8 @@ def _run(config: BenchConfig, out: Path, events: Events, ranks: Distributed) -> 
             events.stage(f"sampling {model.spec.name}" + (f" {setting_folder(setting)}" if setting else ""), len(jobs))
             if model.spec.kind == ModelKind.DIFFUSION:
                 sample_diffusion(model.pipe, jobs, bank, out, batch_size=config.batch_size, progress=events.advance)
+            elif model.spec.kind == ModelKind.PLUGIN:
+                sample_plugin(model.plugin, jobs, bank, out, batch_size=config.batch_size, progress=events.advance)
             elif model.spec.kind == ModelKind.REAL:
                 write_real(jobs, split, out, events.advance)
             else:
@@ -252,11 +315,13 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
     for model, cell in all_cells:
         counts = _sample_counts(config, n, model.spec.kind, cell.condition)
         context = f"{scorer.context}|n{n}|s{config.samples}|d{config.diversity_labels}x{config.diversity_samples}"
+        if config.diversity_corrupted and model.spec.kind.generative and not cell.condition.is_clean:
+            context += "|dc"  # corrupted cells with diversity samples: their rows add feat/lpips diversity
         path = rows_path(out, cell, model.identity(cell.settings), context)
         cached = read_json(path)
         needs_cm = "miou" in wanted and cell.condition.is_clean and classes is not None
         if cached is None or not wanted <= set(cached.get("metrics", ())) or (needs_cm and cached.get("classes") != classes):
-            images = _load_samples(out, cell, range(n), config.samples if model.spec.kind == ModelKind.DIFFUSION else 1)
+            images = _load_samples(out, cell, range(n), config.samples if model.spec.kind.generative else 1)
             groups = [np.stack([read_png(sample_path(out, cell, i, j)) for j in range(counts[i])])
                       for i in range(n) if counts[i] >= 2]
             reps = len(images) // n
@@ -274,15 +339,15 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
                 rows.append({"model": cell.model, "dataset": config.dataset.kind.value,
                              "corruption": cell.condition.corruption, "severity": cell.condition.severity,
                              "seed": cell.condition.seed, **report.setting_columns(cell.settings),
-                             "weights": model.pipe.digest if model.pipe else "", **r})
+                             "weights": model.digest or "", **r})
         events.advance(1)
     df = report.frame(rows)
     csv, _ = report.write_table(df, out)
-    notes = _notes(config, scorer)
-    cards = [m.pipe.card.labels for m in models if m.pipe is not None]
+    notes = _notes(config, scorer, split)
+    cards = [m.labels for m in models if m.labels is not None]
     seg = scorer.segmenter
     seg_names = dict(zip(seg.classes, seg.class_names)) if seg is not None and len(seg.class_names) == len(seg.classes) else {}
-    names = class_names(config.dataset.kind, cards, seg_names)
+    names = class_names(encoding_kind(config.dataset), cards, seg_names)
     per_class = report.per_class_markdown(clean_cms, classes, names) if classes is not None else ""
     atomic_write_bytes(out / report.SUMMARY_NAME, report.summary_markdown(
         df, title=f"Label-noise benchmark: {config.dataset.kind.value}", notes=notes,
@@ -302,8 +367,9 @@ def _figures(config: BenchConfig, out: Path, df, all_cells, conds: Sequence[Cond
     from .plots import plot_all
 
     plot_all(df, out / "plots")
-    spec = naming_labels(config.dataset.kind, cards) or dataset_labels(config.dataset.kind)
-    table = ClassTable.from_spec(spec) if spec is not None else id_table(range(256), unlabeled_id(config.dataset.kind))
+    kind = encoding_kind(config.dataset)
+    spec = naming_labels(kind, cards) or dataset_labels(kind)
+    table = ClassTable.from_spec(spec) if spec is not None else id_table(range(256), unlabeled_id(kind))
     shown = list(range(min(config.grid_labels, n)))
     for c in dict.fromkeys(Condition(x.corruption, x.severity, config.seeds[0]) for x in conds):
         cells = [cell for m, cell in all_cells if cell.condition == c or (m.spec.kind == ModelKind.REAL)]
@@ -323,7 +389,7 @@ def _load_samples(out: Path, cell: Cell, indices: Sequence[int], samples: int) -
     return np.stack([read_png(p) for p in paths])
 
 
-def _notes(config: BenchConfig, scorer: Scorer) -> list[str]:
+def _notes(config: BenchConfig, scorer: Scorer, split: Split | None = None) -> list[str]:
     import noise_sim
 
     notes = []
@@ -331,8 +397,16 @@ def _notes(config: BenchConfig, scorer: Scorer) -> list[str]:
         params = "; ".join(f"{s:g} -> {noise_sim.resolve_params(c.kind, s)}" for s in c.severities)
         notes.append(f"`{c.kind}` severities: {params}")
     ref = config.dataset.reference
-    notes.append("Fréchet/kernel distance reference: " + ("an independent training-split draw (`real` shows the floor at this N)"
-                                          if ref == Reference.TRAIN else "the evaluated images (papers' protocol)"))
+    if config.dataset.kind.has_photos:
+        notes.append("Fréchet/kernel distance reference: " + (
+            "an independent training-split draw (`real` shows the floor at this N)" if ref == Reference.TRAIN
+            else "the evaluated images (papers' protocol)"))
+    else:
+        encoding = config.dataset.encoding
+        notes.append("label-only folder: maps read in the " + (f"`{encoding.value}` encoding" if encoding is not None
+                                                              else "models' own encoding (no known dataset's)"))
+    notes += list(split.notes if split is not None else ())
+    notes += [f"not run: `{name}`: {why}" for name, why in skipped_rows(config).items()]
     if scorer.plan.segmenter:
         notes.append(f"mIoU segmenter: `{scorer.plan.segmenter}`")
     notes += [f"not computed: {s}" for s in scorer.plan.skipped]

@@ -85,6 +85,11 @@ class Job:
     j: int
 
 
+def job_seed(job: Job) -> int:
+    """The sampling seed of one image: `seed_for(run seed, "sample", label, j)`, the same for every model."""
+    return seed_for(job.cell.condition.seed, "sample", job.index, job.j)
+
+
 def pending(run: Path, cells: Sequence[Cell], indices: Sequence[int], counts: Sequence[int]) -> list[Job]:
     """Jobs whose PNG does not exist yet; counts[i] = samples wanted for label i."""
     return [Job(c, i, j) for c in cells for i in indices for j in range(counts[i])
@@ -105,9 +110,20 @@ def sample_diffusion(pipe, jobs: Sequence[Job], bank: LabelBank, run: Path, *, b
         chunk = jobs[s:s + batch_size]
         labels = np.stack([bank.get(job.cell.condition)[job.index] for job in chunk])  # (B, H, W)
         edges = None if instances is None else np.stack([instances[job.index] for job in chunk])
-        seeds = [seed_for(job.cell.condition.seed, "sample", job.index, job.j) for job in chunk]
-        images = pipe.generate(labels, settings=settings, seed=seeds, edges=edges)
+        images = pipe.generate(labels, settings=settings, seed=[job_seed(job) for job in chunk], edges=edges)
         for job, image in zip(chunk, images):
+            write_png(sample_path(run, job.cell, job.index, job.j), image)
+        if progress is not None:
+            progress(len(chunk))
+
+
+def sample_plugin(plugin, jobs: Sequence[Job], bank: LabelBank, run: Path, *, batch_size: int,
+                  progress: Progress | None = None) -> None:
+    """Generate every job with a `bench.plugin.Plugin` in batches, one seed per image, and write the PNGs."""
+    for s in range(0, len(jobs), batch_size):
+        chunk = jobs[s:s + batch_size]
+        labels = np.stack([bank.get(job.cell.condition)[job.index] for job in chunk])  # (B, H, W)
+        for job, image in zip(chunk, plugin.generate(labels, [job_seed(job) for job in chunk])):
             write_png(sample_path(run, job.cell, job.index, job.j), image)
         if progress is not None:
             progress(len(chunk))

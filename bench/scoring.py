@@ -42,18 +42,23 @@ def plan_metrics(config: BenchConfig) -> Plan:
     """Resolve `config.metrics` against the weights on this machine; a requested but impossible metric raises."""
     inception = M.inception_weights(config.inception_weights)
     alexnet = M.alexnet_weights(config.lpips_backbone)
-    segmenter = config.segmenter or DEFAULT_SEGMENTERS.get(config.dataset.kind)
+    kind = config.dataset.kind
+    encoding = config.dataset.encoding if kind == DatasetKind.LABELS else kind  # a label-only folder's: its maps'
+    segmenter = config.segmenter or DEFAULT_SEGMENTERS.get(encoding)  # type: ignore[arg-type]
     diversity = config.diversity_labels > 0
+    photos, no_photos = kind.has_photos, "no photos in a label-only folder (--dataset labels) to compare against"
     available = {
-        Metric.FID: (inception is not None, "no Inception weights: pass --inception-weights PATH "
-                     f"(torch-fidelity's {M.INCEPTION_FILE}) or use fd_effnetl0"),
-        Metric.KID: (inception is not None, "no Inception weights: pass --inception-weights PATH or use kid_effnetl0"),
-        Metric.FD_EFFNETL0: (True, ""),
-        Metric.KID_EFFNETL0: (True, ""),
+        Metric.FID: (photos and inception is not None, no_photos if not photos else "no Inception weights: pass "
+                     f"--inception-weights PATH (torch-fidelity's {M.INCEPTION_FILE}) or use fd_effnetl0"),
+        Metric.KID: (photos and inception is not None, no_photos if not photos else
+                     "no Inception weights: pass --inception-weights PATH or use kid_effnetl0"),
+        Metric.FD_EFFNETL0: (photos, no_photos),
+        Metric.KID_EFFNETL0: (photos, no_photos),
         Metric.LPIPS_DIVERSITY: (alexnet is not None and diversity, "needs --lpips-backbone PATH (torchvision "
                                  f"{M.ALEXNET_FILE}) and diversity_labels > 0"),
         Metric.FEAT_DIVERSITY: (diversity, "needs diversity_labels > 0"),
-        Metric.MIOU: (segmenter is not None, f"no default segmenter for {config.dataset.kind.value}: pass --segmenter"),
+        Metric.MIOU: (segmenter is not None, f"no default segmenter for "
+                      f"{encoding.value if encoding is not None else 'these label maps'}: pass --segmenter"),
         Metric.MIOU_NOISY: (segmenter is not None, "needs a segmenter: pass --segmenter"),
         Metric.HF_ENERGY: (True, ""),
     }
@@ -146,8 +151,9 @@ def reference_features(space: M.FeatureSpace, extractor: torch.nn.Module, images
     return feats
 
 
-def build_scorer(plan: Plan, reference: np.ndarray, reference_key: str, *, device: str, batch_size: int) -> Scorer:
-    """Load every model the plan needs and the reference features (errors surface here, before sampling)."""
+def build_scorer(plan: Plan, reference: np.ndarray | None, reference_key: str, *, device: str, batch_size: int) -> Scorer:
+    """Load every model the plan needs and the reference features (errors surface here, before sampling); without
+    `reference` (a label-only folder) the feature spaces serve the diversity metrics only."""
     spaces = []
     wanted = set(plan.metrics)
     candidates = []
@@ -160,6 +166,9 @@ def build_scorer(plan: Plan, reference: np.ndarray, reference_key: str, *, devic
             ext = M.load_extractor(spec, device)
         except (RuntimeError, OSError) as e:
             raise ValueError(f"cannot load the {spec.extractor} feature extractor ({spec.weights or 'packaged weights'}): {e}") from None
+        if reference is None:
+            spaces.append(Space(spec, ext, np.zeros((0, 0), np.float32)))
+            continue
         ref = reference_features(spec, ext, reference, reference_key, batch_size, device)
         spaces.append(Space(spec, ext, ref, M.statistics(ref)))
     segmenter = None
@@ -172,6 +181,6 @@ def build_scorer(plan: Plan, reference: np.ndarray, reference_key: str, *, devic
             raise ValueError(f"cannot load segmenter {plan.segmenter!r} for mIoU: {e}. Pass --segmenter DIR "
                              f"or leave miou out of --metrics") from None
     lpips = M.load_lpips(plan.alexnet, device) if plan.alexnet is not None else None
-    context = "|".join([f"v{SCORING_VERSION}", reference_key, digest(reference), str(plan.inception or ""),
-                        str(plan.alexnet or ""), str(plan.segmenter or "")])
+    context = "|".join([f"v{SCORING_VERSION}", reference_key, "" if reference is None else digest(reference),
+                        str(plan.inception or ""), str(plan.alexnet or ""), str(plan.segmenter or "")])
     return Scorer(plan, spaces, segmenter, lpips, device, batch_size, context)
