@@ -5,7 +5,9 @@ Gradio's queue with an upload size limit. User mistakes become `gr.Error` messag
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import logging
 import random
 from dataclasses import dataclass
@@ -17,14 +19,15 @@ from scdm.config import Precision, Sampler, Spacing
 from scdm.pipeline import Pipeline
 from scdm.settings import SamplingSettings
 
-from .canvas import make_editor
-from .classes import LEGEND_OPEN_MAX, choice_of, class_choices, first_brush_id, hex_color, legend_html
-from .editing import NUM_EXAMPLES, example_scene
+from .canvas import blank_label, canvas_value, make_brush, make_editor
+from .classes import LEGEND_OPEN_MAX, choice_of, class_choices, first_brush_id, hex_color, legend_html, parse_class
 from .handlers import Handlers, Models, describe_settings
 from .labelmap import MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE
+from .live import Live
 from .noise import corruption_choices, describe
+from .resegment import AUTO, OFF
 from .settings import CARD, MAX_SAMPLES, MAX_SEED, Controls, Request, plain
-from .views import DISPLAY_SIDE, upscale
+from .views import DISPLAY_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,26 @@ CSS = """
 .scdm-swatch i {display: inline-block; width: 14px; height: 14px; margin-right: 4px; vertical-align: middle;
                 border: 1px solid #8888}
 .scdm-pixel img {image-rendering: pixelated}
+.scdm-hidden {display: none !important}
 """
+# The paint canvas and the server (Gradio 6.31's ImageEditor is costly to read):
+# - once the editor has been an input or output of a server event, Gradio exports it (fetching and uploading its
+#   images again) for every status message of every event, e.g. every streamed preview of Refine; so no server event
+#   reads or writes it: in-page events copy its composite out to a hidden image that the server reads (COPY_COMPOSITE),
+#   copy a hidden image that the server writes in (LOAD_CANVAS) and set the brush (`_class_picker`);
+# - listening to its `change` or `input` exports it twice per stroke and misses the first stroke; instead the page
+#   clicks a hidden button after every stroke (a pointer pressed on the canvas is released, WATCH_CANVAS) and after
+#   every programmatic change, and that click copies the composite out once.
+CANVAS_CHANGED = "canvas-changed"
+CLICK_CHANGED = f"() => document.getElementById('{CANVAS_CHANGED}')?.click()"
+COPY_COMPOSITE = "(value) => value?.composite ?? value?.background ?? null"
+LOAD_CANVAS = "(image) => image ? {background: image, layers: [], composite: image} : undefined"
+WATCH_CANVAS = f"""() => {{
+  let down = false;
+  document.addEventListener('pointerdown', e => {{ down = !!e.target.closest('#canvas'); }}, true);
+  document.addEventListener('pointerup', () => {{ if (down) {{ down = false; setTimeout({CLICK_CHANGED}, 30); }} }},
+                            true);
+}}"""
 
 INTRO = """# Robust semantic image synthesis: SCDM vs SDM
 Paint a rough scene (or upload a label map, or pick an example), optionally corrupt it the way a careless
@@ -166,7 +188,7 @@ def _card_summary(h: Handlers) -> str:
     return "\n".join(lines)
 
 
-def _model_column(slot: str, pipe: Pipeline | None, prefix: str) -> tuple[Any, Any]:
+def _model_column(slot: str, pipe: Pipeline | None, prefix: str) -> dict[str, Any]:
     title = f"### {slot}" + (f" — `{pipe.card.name}`" if pipe is not None else " — not loaded")
     sub = "robust: label diffusion" if slot == "SCDM" else "standard: clean-label conditioning"
     with gr.Column():
@@ -175,27 +197,34 @@ def _model_column(slot: str, pipe: Pipeline | None, prefix: str) -> tuple[Any, A
                            format="png", elem_classes="scdm-pixel", elem_id=f"{prefix}{slot.lower()}-preview")
         gallery = gr.Gallery(label=f"{slot} samples", columns=4, rows=1, height=210, format="png",
                              interactive=False, elem_id=f"{prefix}{slot.lower()}-gallery", elem_classes="scdm-pixel")
-    return preview, gallery
+        scores = gr.Markdown(elem_id=f"{prefix}{slot.lower()}-scores")
+        reseg = gr.Gallery(label=f"{slot} re-segmented: magenta = painted as the corruption, green = as intended "
+                                 f"(without a corruption: the segmentation)", columns=4, rows=1, height=210,
+                           format="png", interactive=False, elem_id=f"{prefix}{slot.lower()}-reseg",
+                           elem_classes="scdm-pixel")
+    return {f"{slot} preview": preview, f"{slot} gallery": gallery, f"{slot} scores": scores, f"{slot} reseg": reseg}
 
 
 def _results(models: Models, prefix: str, files_label: str) -> Results:
     """SCDM and SDM columns side by side, then the info text and the downloads."""
     with gr.Row():
-        scdm_preview, scdm_gallery = _model_column("SCDM", models.scdm, prefix)
-        sdm_preview, sdm_gallery = _model_column("SDM", models.sdm, prefix)
+        columns = {**_model_column("SCDM", models.scdm, prefix), **_model_column("SDM", models.sdm, prefix)}
     info = gr.Markdown(label="info", elem_id=f"{prefix}info")
     files = gr.File(label=files_label, file_count="multiple", interactive=False, elem_id=f"{prefix}downloads",
                     height=180)
-    return Results({"SCDM preview": scdm_preview, "SCDM gallery": scdm_gallery, "SDM preview": sdm_preview,
-                    "SDM gallery": sdm_gallery, "info": info, "files": files})
+    return Results({**columns, "info": info, "files": files})
 
 
 def _class_picker(h: Handlers, editor: Any, elem_id: str) -> Any:
-    """A dropdown searched by typing a class name; picking one makes it the editor's brush colour."""
+    """A dropdown searched by typing a class name; picking one makes it the editor's brush colour (in the page: no
+    server event writes an editor, see LOAD_CANVAS)."""
     table = h.table
     picker = gr.Dropdown(class_choices(table), value=choice_of(table, first_brush_id(table)), filterable=True,
                          label=f"Brush class (type to search {len(table.raw_ids)} classes)", elem_id=elem_id)
-    picker.input(guarded(h.brush), [picker], [editor], api_visibility="private", show_progress="hidden")
+    brushes = {choice: dataclasses.asdict(make_brush(table, h.models.size, parse_class(table, choice)))
+               for choice in class_choices(table)}
+    picker.input(None, [picker], [editor], js=f"(choice) => {{ const b = {json.dumps(brushes)}[choice]; "
+                                              f"return b ? {{__type__: 'update', brush: b}} : undefined; }}")
     return picker
 
 
@@ -206,8 +235,9 @@ def _legend(h: Handlers) -> None:
         gr.HTML(legend_html(h.table))
 
 
-def _label_inputs(h: Handlers, start: Any) -> Any:
-    """Paint / Upload / Examples sub-tabs that all feed one canvas; returns the canvas."""
+def _label_inputs(h: Handlers, start: Any) -> tuple[Any, Any, Any]:
+    """Paint / Upload / Examples sub-tabs that all feed one canvas; returns the canvas and its hidden "changed"
+    button (clicked by the page after every stroke and every programmatic change, see WATCH_CANVAS)."""
     table, size = h.table, h.models.size
     with gr.Tabs():
         with gr.Tab("Paint", id="paint"):
@@ -234,26 +264,40 @@ def _label_inputs(h: Handlers, start: Any) -> Any:
         """Decode into the canvas; the file box is emptied so that another file can be dropped."""
         try:
             value, report = h.upload(path)
-            return value, report, None
+            return value["background"], report, None
         except ValueError as e:
             gr.Warning(str(e))
             return gr.skip(), f"⚠️ {e}", None
 
     def on_example(evt: gr.SelectData) -> Any:
-        return h.example(evt.index)
+        return h.example(evt.index)["background"]
 
-    upload.upload(guarded(on_upload), [upload], [editor, upload_report, upload], api_visibility="private")
-    fill_btn.click(guarded(h.fill), [fill_class], [editor], api_visibility="private")
-    examples.select(guarded(on_example), None, [editor], api_visibility="private")
-    return editor
+    def on_fill(choice: str) -> Any:
+        return h.fill(choice)["background"]
+
+    changed = gr.Button("canvas changed", elem_id=CANVAS_CHANGED, elem_classes="scdm-hidden")
+    first = canvas_value(start if start is not None else blank_label(table, size), table, size)["composite"]
+    composite = gr.Image(first, type="numpy", image_mode="RGBA", format="png", interactive=False,
+                         elem_id="canvas-composite", elem_classes="scdm-hidden")
+    changed.click(None, [editor], [composite], js=COPY_COMPOSITE)
+    loaded = gr.Image(None, type="numpy", image_mode="RGBA", format="png", interactive=False, elem_id="canvas-loaded",
+                      elem_classes="scdm-hidden")
+    for event in (upload.upload(guarded(on_upload), [upload], [loaded, upload_report, upload],
+                                api_visibility="private"),
+                  fill_btn.click(guarded(on_fill), [fill_class], [loaded], api_visibility="private"),
+                  examples.select(guarded(on_example), None, [loaded], api_visibility="private")):
+        event.then(None, [loaded], [editor], js=LOAD_CANVAS).then(None, None, None, js=CLICK_CHANGED)
+    return editor, changed, composite
 
 
-def _draw_tab(h: Handlers, settings: Settings, defaults: Request, start: Any, gen_kw: dict) -> dict[str, Any]:
+def _draw_tab(h: Handlers, live: Live, settings: Settings, defaults: Request, start: Any,
+              gen_kw: dict) -> dict[str, Any]:
     """Label in, corruption, generate, results; returns the components the live refresh reads and writes."""
     with gr.Row():
         with gr.Column(scale=3):
-            editor = _label_inputs(h, start)
+            editor, changed, composite = _label_inputs(h, start)
         with gr.Column(scale=2):
+            live_row = _live_row(h, live)  # beside the canvas: what the models make of it while the user paints
             decoded = gr.Image(label="Label the models receive (before corruption)", interactive=False, format="png",
                                elem_id="decoded", height=DISPLAY_SIDE + 40)
             canvas_report = gr.Markdown(elem_id="canvas-report")
@@ -265,38 +309,82 @@ def _draw_tab(h: Handlers, settings: Settings, defaults: Request, start: Any, ge
             corruption_note = gr.Markdown(describe(defaults.corruption))
             corrupted = gr.Image(label="What a careless user drew (the models get this)", interactive=False,
                                  format="png", elem_id="corrupted", height=DISPLAY_SIDE + 40)
-    go = gr.Button("Generate with SCDM and SDM", variant="primary", elem_id="generate")
-    res = _results(h.models, "", "Downloads: images, label (index PNG), settings JSON")
-    go.click(guarded_stream(h.generate_stream, res.targets), [editor, corruption, severity, *settings.inputs()],
-             list(res.targets.values()), api_visibility="private", **gen_kw)
-    return {"editor": editor, "corruption": corruption, "severity": severity, "decoded": decoded,
+    go = gr.Button("Refine: generate with SCDM and SDM (the full sampler)", variant="primary", elem_id="generate")
+    res = _results(h.models, "", "Downloads: images, label (index PNG), share.png (what you saw, with the scores), "
+                                 "settings JSON (replays the images)")
+
+    def on_generate(image: Any, *rest: Any) -> Iterator[dict[str, Any]]:
+        yield from h.generate_stream(None if image is None else {"composite": image}, *rest)
+
+    go.click(None, [editor], [composite], js=COPY_COMPOSITE).then(
+        guarded_stream(on_generate, res.targets), [composite, corruption, severity, *settings.inputs()],
+        list(res.targets.values()), api_visibility="private", **gen_kw)
+    return {"editor": editor, "changed": changed, "composite": composite, "corruption": corruption,
+            "severity": severity, "decoded": decoded,
             "canvas_report": canvas_report, "corrupted": corrupted, "corruption_note": corruption_note,
-            "results": res}
+            "results": res, **live_row}
+
+
+def _live_row(h: Handlers, live: Live) -> dict[str, Any]:
+    """The live switch and one few-step image per model, redrawn while the user paints (`live.Live`)."""
+    with gr.Row(equal_height=True):
+        images = [gr.Image(label=f"{slot} live", interactive=False, format="png", elem_id=f"live-{slot.lower()}",
+                           height=DISPLAY_SIDE // 2 + 60, min_width=120) for slot, _ in h.models.slots()]
+    on = gr.Checkbox(True, label=f"Live: redraw while you paint ({live.describe()}, one image per model)",
+                     elem_id="live-on")
+    info = gr.Markdown(elem_id="live-info")
+    return {"live_on": on, "live_out": [*images, info]}
 
 
 def _edit_tab(h: Handlers, settings: Settings, start: Any, gen_kw: dict) -> None:
-    """Pick an example, repaint its label, regenerate only the repainted pixels."""
-    size = h.models.size
-    gr.Markdown("Pick an example, repaint part of its label, and regenerate only the repainted region; the rest "
-                "of the scene image is kept (SDM's semantic editing).")
-    index = gr.Slider(0, NUM_EXAMPLES - 1, value=0, step=1, label="Example")
+    """Pick an example or upload a picture with its label, repaint the label, regenerate only the repainted pixels
+    and compare before / after."""
+    size, n = h.models.size, len(h.examples.labels)
+    gr.Markdown("Repaint part of a picture's label and regenerate only the repainted region; the rest of the picture "
+                "is kept (SDM's semantic editing, Eq. 12). Start from an example scene, or upload your own picture "
+                "with its label map (or with the label of the example picked below).")
+    _, image0, _, report0 = h.edit_source(None, None, 0)
+    index = gr.Slider(0, max(n - 1, 1), value=0, step=1, label="Example" + ("" if h.edit_available() else " label"),
+                      visible=n > 0, elem_id="edit-example")
+    with gr.Accordion("Your own picture", open=not h.edit_available(), elem_id="edit-own"):
+        with gr.Row():
+            picture = gr.File(label="Picture (RGB PNG or JPEG)", file_types=["image"], type="filepath",
+                              elem_id="edit-picture")
+            label_file = gr.File(label="Its label map (else the example's label)", file_types=["image"],
+                                 type="filepath", elem_id="edit-label")
+        gr.Markdown(f"The label map is read like an upload in the Draw tab. Both are brought to {size}x{size} px; a "
+                    f"picture of another size with the label's aspect ratio is resized with a notice, another aspect "
+                    f"ratio is refused. RGBA, greyscale and palette pictures are converted to RGB (transparency on "
+                    f"white); 16-bit and float images are refused.")
+    report = gr.Markdown(report0, elem_id="edit-report")
+    own = gr.State(None)  # the user's picture (editing.EditBase); None = the example
     with gr.Row():
-        scene_img = gr.Image(upscale(example_scene(0, size).image) if start is not None else None,
-                             label="Scene image", interactive=False, format="png")
+        scene_img = gr.Image(image0, label="Picture (before)", interactive=False, format="png", elem_id="edit-before")
         editor = make_editor(h.table, size, start, label="Repaint the label", elem_id="edit-canvas")
-        mask_img = gr.Image(label="Region to regenerate", interactive=False, format="png")
+        mask_img = gr.Image(label="Region to regenerate", interactive=False, format="png", elem_id="edit-mask")
     _class_picker(h, editor, "edit-brush-class")
     go = gr.Button("Regenerate the repainted region", variant="primary", elem_id="edit-generate")
-    res = _results(h.models, "edit-", "Downloads")
+    compare = gr.Gallery(label="Before / after (the first sample of each model)", columns=3, rows=1, height=210,
+                         format="png", interactive=False, elem_id="edit-compare", elem_classes="scdm-pixel")
+    res = _results(h.models, "edit-", "Downloads: images, the edit's picture and region, share.png, settings JSON")
 
-    def on_index(i: float) -> tuple[Any, Any, None]:
-        return upscale(example_scene(int(i), size).image), h.example(int(i)), None
+    def on_source(pic: str | None, lab: str | None, i: float) -> tuple[Any, Any, Any, None, str]:
+        base, image, value, text = h.edit_source(pic, lab, int(i))
+        return base, image, value if value is not None else gr.skip(), None, text
 
-    index.change(guarded(on_index), [index], [scene_img, editor, mask_img], api_visibility="private")
-    gr.on([editor.input, editor.apply], guarded(h.edit_mask), [index, editor], [mask_img], api_visibility="private",
+    def on_mask(i: float, base: Any, value: Any) -> Any:
+        return h.edit_mask(base if base is not None else int(i), value)
+
+    def on_edit(i: float, base: Any, value: Any, *sampling: Any) -> Iterator[dict[str, Any]]:
+        yield from h.edit_stream(base if base is not None else int(i), value, *sampling)
+
+    gr.on([index.change, picture.upload, picture.clear, label_file.upload, label_file.clear], guarded(on_source),
+          [picture, label_file, index], [own, scene_img, editor, mask_img, report], api_visibility="private")
+    # not `editor.change`: listening to it here left the draw tab's canvas read as empty at page load (e2e test)
+    gr.on([editor.input, editor.apply], guarded(on_mask), [index, own, editor], [mask_img], api_visibility="private",
           show_progress="hidden", trigger_mode="always_last", concurrency_limit=4)
-    targets = {**res.targets, "mask": mask_img}
-    go.click(guarded_stream(h.edit_stream, targets), [index, editor, *settings.inputs()], list(targets.values()),
+    targets = {**res.targets, "mask": mask_img, "compare": compare}
+    go.click(guarded_stream(on_edit, targets), [index, own, editor, *settings.inputs()], list(targets.values()),
              api_visibility="private", **gen_kw)
 
 
@@ -334,48 +422,89 @@ def _api(h: Handlers, res: Results, gen_kw: dict) -> None:
 
 
 def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, sampling: SamplingSettings | None = None,
-              min_preview_interval: float = 0.2, concurrency: int = 1) -> gr.Blocks:
+              min_preview_interval: float = 0.5, concurrency: int = 1, segmenter: str | None = AUTO) -> gr.Blocks:
     """The demo page for one or two pipelines (the SCDM and SDM slots are chosen by each model's card).
 
     The sampling controls start at the models' card defaults on any device; `sampling` sets some for the whole
     server (e.g. `SamplingSettings(precision="fp32")`; None fields stay with the cards). A ValueError if a model
-    cannot run them here.
+    cannot run them here. `segmenter` re-segments the samples (`resegment.choose_segmenter`: AUTO is the bench's
+    segmenter for the models' dataset when it is on disk, "none" turns it off); one that is named is loaded here,
+    so that a wrong one fails before the page is served.
     """
     models = Models.of(*[p for p in (scdm, sdm) if p is not None])
     device = models.primary.device
-    h = Handlers(models, min_preview_interval=min_preview_interval, sampling=sampling or SamplingSettings())
+    h = Handlers(models, min_preview_interval=min_preview_interval, sampling=sampling or SamplingSettings(),
+                 segmenter=segmenter)
+    if segmenter not in (None, AUTO, OFF):
+        h.resegmenter.load()
+    live = Live(h)
     for slot, p in models.slots():
         if p is not None:
             p.resolve(h.sampling)  # a setting this device cannot run fails here, not at the first request
             log.info("%s %s: weights digest %s", slot, p.card.name, p.digest)  # hashed once, for settings.json
     defaults = Request()
     start = h.examples.labels[0] if h.examples_available() else None
-    edit_start = example_scene(0, models.size).label if h.edit_available() else None
     gen_kw = dict(concurrency_id="models", concurrency_limit=concurrency)  # generations share one queue slot
 
     with gr.Blocks(title="SCDM vs SDM", delete_cache=(3600, 3600)) as app:
-        app.handlers = h  # for tests and for cleanup at exit
+        app.handlers, app.live = h, live  # for tests and for cleanup at exit
+        app.load(None, None, None, js=WATCH_CANVAS)
         gr.Markdown(INTRO + "\nModels: " + ", ".join(f"**{k}** `{v}`" for k, v in models.names().items())
                     + f" · {models.size} px · {len(h.table.class_ids)} classes · {device.type}")
         settings = _settings_row(h)
         with gr.Tabs():
             with gr.Tab("Draw & generate", id="draw"):
-                draw = _draw_tab(h, settings, defaults, start, gen_kw)
-            with gr.Tab("Edit a scene", id="edit", visible=h.edit_available()):
-                _edit_tab(h, settings, edit_start, gen_kw)
+                draw = _draw_tab(h, live, settings, defaults, start, gen_kw)
+            with gr.Tab("Edit a picture", id="edit"):
+                _edit_tab(h, settings, start, gen_kw)
             with gr.Tab("Label Diffusion", id="explainer"):
                 ld = _explainer_tab(h)
         _api(h, draw["results"], gen_kw)
 
-        # Live view of the label: decoded, corrupted and diffused, whenever the canvas or a knob changes.
-        gr.on([draw["editor"].change, draw["editor"].input, draw["editor"].apply, draw["corruption"].change,
-               draw["severity"].release, settings.seed.change, ld["t"].release, app.load],
-              guarded(h.refresh),
-              [draw["editor"], draw["corruption"], draw["severity"], settings.seed, ld["t"]],
-              [draw["decoded"], draw["canvas_report"], draw["corrupted"], draw["corruption_note"], ld["y_t"],
-               ld["keep"], ld["curves"]],
-              api_visibility="private", show_progress="hidden", trigger_mode="always_last", concurrency_limit=4)
+        _wire_label_views(app, h, live, draw, settings, ld)
     return app
+
+
+def _wire_label_views(app: gr.Blocks, h: Handlers, live: Live, draw: dict[str, Any], settings: Settings,
+                      ld: dict[str, Any]) -> None:
+    """Whenever the canvas or a knob changes: the label views (decoded, corrupted, diffused), then the live images.
+
+    An unqueued mark comes first and returns at once (for a stroke: when the page clicks the canvas's hidden button,
+    WATCH_CANVAS): it stops the session's running live images at their next step. Then one event reads the canvas's
+    composite (copied out by the page), shows the label views and samples the live images; `always_last` keeps at
+    most one such event waiting per session, and it reads the newest composite and knobs when it starts.
+    """
+    views = {"decoded": draw["decoded"], "report": draw["canvas_report"], "corrupted": draw["corrupted"],
+             "note": draw["corruption_note"], "y_t": ld["y_t"], "keep": ld["keep"], "curves": ld["curves"]}
+    images, info = draw["live_out"][:-1], draw["live_out"][-1]
+    targets = {**views, **{f"live {k}": c for k, c in enumerate(images)}, "live info": info}
+
+    def on_mark(request: gr.Request) -> None:
+        live.mark(request.session_hash or "")
+
+    def on_change(image: Any, corruption: Any, severity: Any, seed: Any, t: Any, on: bool,
+                  request: gr.Request) -> Iterator[dict[str, Any]]:
+        value = None if image is None else {"composite": image}
+        yield dict(zip(views, h.refresh(value, corruption, severity, seed, t)))
+        if not on:
+            yield {"live info": "Live mode is off: press **Refine** for images."}
+            return
+        try:
+            out = live.run(request.session_hash or "", value, corruption, severity, seed)
+        except ValueError as e:
+            yield {"live info": f"⚠️ Live: {e}"}
+            return
+        if out is not None:  # None: superseded (the event with the newest input is next) or already on screen
+            yield {**{f"live {k}": im for k, im in enumerate(out.images.values())}, "live info": out.info}
+
+    knobs = [draw["corruption"].change, draw["severity"].release, settings.seed.change, ld["t"].release,
+             draw["live_on"].change, app.load]
+    gr.on([draw["changed"].click, *knobs], on_mark, None, None, queue=False, trigger_mode="multiple",
+          show_progress="hidden", api_visibility="private")
+    gr.on([draw["composite"].change, *knobs], guarded_stream(on_change, targets),
+          [draw["composite"], draw["corruption"], draw["severity"], settings.seed, ld["t"], draw["live_on"]],
+          list(targets.values()), api_visibility="private", show_progress="hidden", trigger_mode="always_last",
+          concurrency_limit=4)
 
 
 def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None, share: bool = False,

@@ -29,12 +29,14 @@ from scdm.settings import SamplingSettings
 from . import explainer
 from .canvas import brush_update, canvas_value, decode_canvas
 from .classes import ClassTable, parse_class
-from .editing import example_scene, examples_supported, repaint_mask
+from .editing import EditBase, example_base, example_scene, examples_supported, picture_base, repaint_mask
 from .labelmap import DecodedLabel, decode_file
 from .noise import NONE, apply_corruption, describe
-from .runner import Inpaint, Preview, Result, estimate_seconds, generate, stream_generate
-from .settings import (Controls, Request, SavedModel, label_digest, parse_sampling, plain, read_settings,
-                       settings_json)
+from .resegment import AUTO, Resegmented, Resegmenter, describe_scores, fmt_miou, summary
+from .runner import Inpaint, Preview, Result, estimate_seconds, generate, stream_models
+from .settings import (Controls, EditRecord, Request, SavedModel, image_digest, label_digest, parse_sampling, plain,
+                       read_settings, settings_json)
+from .share import ModelRow, share_png
 from .templates import Examples, examples_for
 from .views import label_view, mask_view, strip, upscale
 
@@ -155,11 +157,29 @@ def replay(settings_file: str | Path, pipe: Pipeline, *, slot: str | None = None
                          f"(its sha256 differs from label_sha256)")
     r = saved.request
     noisy = apply_corruption(label, r.corruption, r.severity, r.seed, table)
-    inpaint = None
-    if saved.edit:
-        scene = example_scene(int(saved.edit["example"]), size)
-        inpaint = Inpaint(scene.image, repaint_mask(scene.label.astype(np.int64), label))
+    inpaint = None if saved.edit is None else _saved_inpaint(path, saved.edit, label, size)
     return generate(pipe, noisy, replace(r, sampling=entry.settings), inpaint).images
+
+
+def _saved_inpaint(path: Path, edit: EditRecord, label: np.ndarray, size: int) -> Inpaint:
+    """An edit's known image and region: the PNGs beside `path` (version 3), or the example scene (version 2)."""
+    if edit.image_file is None:
+        if edit.example is None:
+            raise ValueError(f"{path}: the edit names neither an image file nor an example scene")
+        scene = example_scene(edit.example, size)
+        return Inpaint(scene.image, repaint_mask(scene.label.astype(np.int64), label))
+    if edit.mask_file is None:
+        raise ValueError(f"{path}: the edit names an image file but no mask_file")
+    with Image.open(path.parent / Path(edit.image_file).name) as im:
+        image = np.array(im.convert("RGB"))  # writable: torch.as_tensor warns on read-only arrays
+    if edit.image_sha256 is not None and image_digest(image) != edit.image_sha256:
+        raise ValueError(f"{edit.image_file} beside {path} is not the image this edit was made from (its sha256 "
+                         f"differs from image_sha256)")
+    with Image.open(path.parent / Path(edit.mask_file).name) as im:
+        mask = (np.asarray(im.convert("L")) > 127).astype(np.uint8)
+    if image.shape[:2] != (size, size) or mask.shape != (size, size):
+        raise ValueError(f"{path}: the edit's image and mask must be {size}x{size} px, the model's size")
+    return Inpaint(image, mask)
 
 
 def _duration(seconds: float) -> str:
@@ -180,14 +200,25 @@ class Handlers:
 
     models: Models
     store: OutputStore = field(default_factory=OutputStore)
-    min_preview_interval: float = 0.2  # s between streamed previews per model
+    # s between streamed previews per model: both models stream at once, and every preview is a PNG that the
+    # server encodes and the browser decodes on the CPU the models use
+    min_preview_interval: float = 0.5
     sampling: SamplingSettings = field(default_factory=SamplingSettings)  # the server's (CLI); None = card default
     long_run_seconds: float = LONG_RUN_SECONDS  # ask before a generation expected to take longer
+    # re-segmentation of the samples: a bench.segmenter.load_segmenter source, "none" (off), or AUTO (the bench's
+    # segmenter for the checkpoint's dataset when it is on disk; `resegment.choose_segmenter`)
+    segmenter: str | None = AUTO
     _asked: dict = field(default_factory=dict)  # long requests warned about -> when (a repeat within CONFIRM_SECONDS runs)
 
     @property
     def table(self) -> ClassTable:
         return self.models.table
+
+    @functools.cached_property
+    def resegmenter(self) -> Resegmenter:
+        """The bench's segmenter for the models' label encoding (loaded on first use)."""
+        pipe = self.models.primary
+        return Resegmenter.for_model(pipe.card.dataset, self.table, self.segmenter, str(pipe.device))
 
     @property
     def controls(self) -> Controls:
@@ -269,7 +300,9 @@ class Handlers:
         return {slot: pipe.resolve(request.sampling) for slot, pipe in self.models.slots() if pipe is not None}
 
     def _write_downloads(self, results: dict[str, Result], resolved: dict[str, SamplingSettings], clean: np.ndarray,
-                         noisy: np.ndarray, request: Request, edit: dict[str, Any] | None = None) -> list[str]:
+                         noisy: np.ndarray, request: Request, resegmented: dict[str, Resegmented],
+                         edit: tuple[EditBase, Inpaint] | None = None) -> list[str]:
+        """Images, labels, the share picture and the settings.json that reproduces the images (`replay`)."""
         d = self.store.new_dir()
         files = []
         for slot, res in results.items():
@@ -279,16 +312,66 @@ class Handlers:
         files.append(_save_png(d / "label_color.png", self.table.colorize(clean)))
         if request.corruption != NONE:
             files.append(_save_png(d / "label_corrupted_color.png", self.table.colorize(noisy)))
+        record = None
+        if edit is not None:
+            base, inpaint = edit
+            files.append(_save_png(d / "edit_image.png", inpaint.image))
+            files.append(_save_png(d / "edit_mask.png", (inpaint.mask > 0).astype(np.uint8) * 255))
+            record = EditRecord(repainted_pixels=int(inpaint.mask.sum()), image_file="edit_image.png",
+                                image_sha256=image_digest(inpaint.image), mask_file="edit_mask.png",
+                                example=base.example, source=base.source)
+        (d / "share.png").write_bytes(self._share(results, resolved, clean, noisy, request, resegmented, edit))
+        files.append(str(d / "share.png"))
         models = {slot: SavedModel(pipe.card.name or "unnamed", pipe.digest, resolved[slot])
                   for slot, pipe in self.models.slots() if slot in results}
-        text = settings_json(request, models=models, label=clean, label_file="label.png", edit=edit)
+        text = settings_json(request, models=models, label=clean, label_file="label.png", edit=record)
         (d / "settings.json").write_text(text)
         files.append(str(d / "settings.json"))
         return files
 
+    def _share(self, results: dict[str, Result], resolved: dict[str, SamplingSettings], clean: np.ndarray,
+               noisy: np.ndarray, request: Request, resegmented: dict[str, Resegmented],
+               edit: tuple[EditBase, Inpaint] | None) -> bytes:
+        """share.png: the label, the corrupted label (or the edit), each model's samples and re-segmentation."""
+        header = ["SCDM vs SDM: " + ", ".join(f"{k} {v}" for k, v in self.models.names().items())]
+        if edit is not None:
+            base, inpaint = edit
+            header.append(f"edit of {base.source}: {int(inpaint.mask.sum())} pixels regenerated, the rest kept; "
+                          f"seed {request.seed}")
+            inputs = [(inpaint.image, "before"), (mask_view(inpaint.image, inpaint.mask, 1), "region regenerated"),
+                      (self.table.colorize(clean), "edited label")]
+        else:
+            changed = 100 * float((noisy != clean).mean())
+            header.append(f"corruption {request.corruption}" + (f" at severity {request.severity:g} ({changed:.1f}% "
+                                                                f"of the pixels changed)" if request.corruption != NONE
+                                                                else "") + f"; seed {request.seed}")
+            inputs = [(self.table.colorize(clean), "your label")]
+            if request.corruption != NONE:
+                inputs.append((self.table.colorize(noisy), "corrupted label (what both models got)"))
+        rows = []
+        for slot, pipe in self.models.slots():
+            if slot not in results:
+                continue
+            seg = resegmented.get(slot)
+            scores = describe_scores(seg.scores).replace("**", "") if seg else self.resegmenter.note
+            rows.append(ModelRow(f"{slot} ({pipe.card.name}): {describe_settings(resolved[slot])}", scores,
+                                 results[slot].images, seg.views if seg else None))
+        footer = []
+        if resegmented:
+            line = summary({slot: r.scores for slot, r in resegmented.items()})
+            footer.append(f"{self.resegmenter.note}" + (f". {line}" if line else "") + ".")
+            if any(r.overlays for r in resegmented.values()):
+                footer.append("Second row of each model: magenta = painted as the corruption, green = painted as "
+                              "intended, among the pixels the corruption changed to another class.")
+        footer.append("settings.json beside this picture reproduces the samples: demo.handlers.replay('settings.json', "
+                      "scdm.load_pipeline(<model>)).")
+        return share_png(header, inputs, rows, footer)
+
     def info(self, results: dict[str, Result], resolved: dict[str, SamplingSettings], request: Request,
-             clean: np.ndarray, noisy: np.ndarray, extra: str = "") -> str:
-        """Markdown: latency and resolved settings per model, what the user set, the corruption."""
+             clean: np.ndarray, noisy: np.ndarray, extra: str = "",
+             resegmented: dict[str, Resegmented] | None = None) -> str:
+        """Markdown: latency and resolved settings per model, what the user set, the corruption, and (given
+        `resegmented`) how far each model's images follow the corruption."""
         lines = []
         for slot, pipe in self.models.slots():
             if pipe is None:
@@ -306,7 +389,34 @@ class Handlers:
                          f"{100 * float((noisy != clean).mean()):.1f}% of the pixels changed")
         if extra:
             lines.append(f"- {extra}")
+        if resegmented is not None:
+            lines.append(self._resegment_summary(resegmented))
         return "\n".join(lines)
+
+    def _resegment_summary(self, resegmented: dict[str, Resegmented]) -> str:
+        """The info line: per model the share of corrupted pixels painted as the corruption, and the mIoUs."""
+        if not resegmented:
+            return f"- {self.resegmenter.note}"
+        line = summary({slot: r.scores for slot, r in resegmented.items()})
+        mious = "; ".join(f"{slot} mIoU {fmt_miou(r.scores.miou)} vs your label, {fmt_miou(r.scores.miou_noisy)} vs "
+                          f"the corrupted one" for slot, r in resegmented.items())
+        text = f"- {self.resegmenter.note}: "
+        if line:
+            text += (f"**{line}** (corrupted pixels: where the corrupted label differs from yours and is a real class; "
+                     f"the share the segmenter assigns to the corrupted class); ")
+        return text + mious
+
+    def resegment(self, slot: str, images: np.ndarray, clean: np.ndarray,
+                  noisy: np.ndarray) -> tuple[Resegmented | None, dict[str, Any]]:
+        """(re-segmentation or None, the model column's update {"<slot> reseg": gallery, "<slot> scores": text})."""
+        try:
+            r = self.resegmenter(images, clean, noisy)
+        except ValueError as e:
+            return None, {f"{slot} reseg": [], f"{slot} scores": f"Re-segmentation unavailable: {e}"}
+        what = "follows the corruption?" if r.overlays else "segmentation"
+        gallery = [(upscale(v), f"{slot} #{k}: {what} (mIoU {fmt_miou(m)})")
+                   for k, (v, m) in enumerate(zip(r.views, r.scores.image_miou))]
+        return r, {f"{slot} reseg": gallery, f"{slot} scores": f"**{slot} re-segmented:** {describe_scores(r.scores)}"}
 
     def ui_request(self, corruption: Any, severity: Any, seed: Any, num_samples: Any, *sampling: Any) -> Request:
         """Control values -> Request; sampling values (in `settings.CONTROLS` order) the user left as the controls
@@ -323,40 +433,85 @@ class Handlers:
                                   extrapolation, dynamic_threshold, precision)
         clean = self.decode_editor(value).label
         noisy = apply_corruption(clean, request.corruption, request.severity, request.seed, self.table)
-        yield from self._stream(noisy, request, clean, None, None)
+        yield from self._stream(noisy, request, clean, None)
 
-    def edit_mask(self, index: Any, value: dict[str, Any] | None) -> np.ndarray | None:
-        """The scene image with the repainted region tinted (None while nothing differs)."""
-        scene = example_scene(int(index), self.models.size)
+    def edit_base(self, source: Any) -> EditBase:
+        """What an edit starts from: `source` itself when it is the user's picture, else embedded-world example
+        `source` (an index)."""
+        if isinstance(source, EditBase):
+            return source
+        if not self.edit_available():
+            raise ValueError("upload your picture and its label map (or pick an example label for it) first: this "
+                             "model's examples are label maps without pictures")
+        return example_base(int(source), self.models.size)
+
+    def edit_source(self, picture: str | None, label_file: str | None,
+                    index: Any) -> tuple[EditBase | None, np.ndarray | None, dict[str, Any] | None, str]:
+        """The edit tab's inputs -> (the user's picture or None for the example, the image shown, the canvas value
+        of the label to repaint, report markdown).
+
+        Without a picture: example `index` (its image when the examples are embedded-world scenes). With one: its
+        label is the uploaded label map, or example `index`'s label when none was uploaded.
+        """
+        size = self.models.size
+        if not picture:
+            waiting = "⚠️ a label map without its picture: upload the picture it belongs to as well. " if label_file \
+                else ""
+            if not self.examples_available():
+                return None, None, None, waiting + "Upload your picture and its label map to edit them."
+            if not self.edit_available():
+                return (None, None, self.example(int(index)), waiting + f"Upload your picture to edit it with "
+                        f"example {int(index)}'s label, or with its own label map.")
+            base = example_base(int(index), size)
+            return (None, upscale(base.image), canvas_value(base.label, self.table, size),
+                    waiting + f"**Editing:** {base.source}")
+        if label_file:
+            dec = decode_file(label_file, self.table, size)
+            with Image.open(label_file) as im:
+                label_size = im.size
+            label, label_source, notes = dec.label, f"your label map ({Path(label_file).name})", dec.notices
+        elif self.examples_available():
+            if not 0 <= int(index) < len(self.examples.labels):
+                raise ValueError(f"example index must be in 0..{len(self.examples.labels) - 1}, got {index}")
+            label, label_source, notes = self.examples.labels[int(index)], f"example {int(index)}'s label", ()
+            label_size = (size, size)
+        else:
+            raise ValueError("upload the picture's label map too: this model has no example labels")
+        base = picture_base(picture, size, label, label_size, label_source, notes)
+        report = "\n".join([f"**Editing:** {base.source}"] + [f"- {n}" for n in base.notices])
+        return base, upscale(base.image), canvas_value(base.label, self.table, size), report
+
+    def edit_mask(self, source: Any, value: dict[str, Any] | None) -> np.ndarray | None:
+        """The image with the repainted region tinted (None while nothing differs or there is no image)."""
         try:
+            base = self.edit_base(source)
             edited = self.decode_editor(value).label
         except ValueError:
             return None
-        mask = repaint_mask(scene.label.astype(np.int64), edited)
-        return mask_view(scene.image, mask) if mask.any() else None
+        mask = repaint_mask(base.label, edited)
+        return mask_view(base.image, mask) if mask.any() else None
 
-    def edit_stream(self, index: Any, value: dict[str, Any] | None, sampler: Any, steps: Any, guidance: Any,
+    def edit_stream(self, source: Any, value: dict[str, Any] | None, sampler: Any, steps: Any, guidance: Any,
                     seed: Any, num_samples: Any, spacing: Any = None, eta: Any = None, extrapolation: Any = None,
                     dynamic_threshold: Any = None, precision: Any = None) -> Iterator[dict[str, Any]]:
-        """Regenerate only the repainted pixels of example `index` (SDM Eq. 12 semantic editing)."""
-        if not self.edit_available():
-            raise ValueError("edit mode needs a model whose classes cover the embedded world")
+        """Regenerate only the repainted pixels (SDM Eq. 12 semantic editing) of `source`: an example index or the
+        user's picture (`edit_source`)."""
         request = self.ui_request(NONE, 0.0, seed, num_samples, sampler, steps, spacing, guidance, eta,
                                   extrapolation, dynamic_threshold, precision)
-        scene = example_scene(int(index), self.models.size)
+        base = self.edit_base(source)
         edited = self.decode_editor(value).label
-        mask = repaint_mask(scene.label.astype(np.int64), edited)
+        mask = repaint_mask(base.label, edited)
         if not mask.any():
-            raise ValueError("nothing was repainted: paint over part of the example's label, then regenerate")
-        inpaint = Inpaint(scene.image, mask)
-        edit = {"example": int(index), "split": "test", "repainted_pixels": int(mask.sum())}
+            raise ValueError("nothing was repainted: paint over part of the label, then regenerate")
+        inpaint = Inpaint(base.image, mask)
         self.resolve(request)  # a setting a model cannot run fails before the mask is shown
-        yield {"mask": mask_view(scene.image, mask)}
-        yield from self._stream(edited, request, edited, inpaint, edit)
+        yield {"mask": mask_view(base.image, mask)}
+        yield from self._stream(edited, request, edited, (base, inpaint))
 
     def estimate(self, request: Request, resolved: dict[str, SamplingSettings]) -> tuple[float, str]:
-        """(seconds, text): the expected wall time of `request` on the loaded models, from one timed forward each."""
-        seconds = sum(estimate_seconds(pipe, resolved[slot], request.num_samples)
+        """(seconds, text): the expected wall time of `request` on the loaded models, from one timed forward each
+        (the models sample side by side, each timed with its share of the CPU threads: the slower one's time)."""
+        seconds = max(estimate_seconds(pipe, resolved[slot], request.num_samples)
                       for slot, pipe in self.models.slots() if pipe is not None)
         steps = "/".join(dict.fromkeys(str(r.steps) for r in resolved.values()))
         per = " per model" if len(resolved) > 1 else ""
@@ -393,31 +548,43 @@ class Handlers:
             lines.append("- A GPU is available: restart the demo with `--device cuda`.")
         return "\n".join(lines)
 
-    def _stream(self, label: np.ndarray, request: Request, clean: np.ndarray, inpaint: Inpaint | None,
-                edit: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    def _stream(self, label: np.ndarray, request: Request, clean: np.ndarray,
+                edit: tuple[EditBase, Inpaint] | None) -> Iterator[dict[str, Any]]:
         resolved = self.resolve(request)
         seconds, note = self.estimate(request, resolved)
         ask = self._long_run(request, resolved, seconds, note)
         if ask is not None:
             yield {"info": ask}
             return
+        base, inpaint = edit if edit is not None else (None, None)
         results: dict[str, Result] = {}
-        yield {"SCDM gallery": [], "SDM gallery": [], "files": None, "info": f"sampling ... ({note})"}
-        for slot, pipe in self.models.slots():
-            if pipe is None:
-                continue
-            for ev in stream_generate(pipe, label, request, self.table, inpaint=inpaint,
+        resegmented: dict[str, Resegmented] = {}
+        yield {"SCDM gallery": [], "SDM gallery": [], "SCDM reseg": [], "SDM reseg": [], "SCDM scores": "",
+               "SDM scores": "", "compare": [], "files": None, "info": f"sampling ... ({note})"}
+        pipes = {slot: pipe for slot, pipe in self.models.slots() if pipe is not None}
+        # both models sample side by side: previews and results arrive as they come, in any order
+        for slot, ev in stream_models(pipes, label, request, self.table, inpaint=inpaint,
                                       min_interval=self.min_preview_interval):
-                if isinstance(ev, Preview):
-                    yield {f"{slot} preview": preview_image(ev),
-                           "info": f"sampling {slot}: step {ev.step + 1}/{ev.num_steps} (t = {ev.t}); {note}"}
-                else:
-                    results[slot] = ev
-                    yield {f"{slot} gallery": [(upscale(im), f"{slot} #{k}") for k, im in enumerate(ev.images)]}
-        extra = f"{note} beforehand" + (f"; edit: regenerated {edit['repainted_pixels']} repainted pixels"
-                                        if edit else "")
-        yield {"info": self.info(results, resolved, request, clean, label, extra),
-               "files": self._write_downloads(results, resolved, clean, label, request, edit)}
+            if isinstance(ev, Preview):
+                yield {f"{slot} preview": preview_image(ev),
+                       "info": f"sampling {slot}: step {ev.step + 1}/{ev.num_steps} (t = {ev.t}); {note}"}
+            else:
+                results[slot] = ev
+                yield {f"{slot} gallery": [(upscale(im), f"{slot} #{k}") for k, im in enumerate(ev.images)],
+                       **({"info": f"re-segmenting the {slot} images ..."} if self.resegmenter.available else {})}
+                seg, update = self.resegment(slot, ev.images, clean, label)
+                if seg is not None:
+                    resegmented[slot] = seg
+                yield update
+        results = {slot: results[slot] for slot in pipes if slot in results}  # SCDM first in the info and files
+        resegmented = {slot: resegmented[slot] for slot in pipes if slot in resegmented}
+        extra = f"{note} beforehand"
+        if base is not None and inpaint is not None:
+            extra += f"; edit of {base.source}: regenerated {int(inpaint.mask.sum())} repainted pixels"
+            yield {"compare": [(upscale(inpaint.image), "before")]
+                   + [(upscale(r.images[0]), f"{slot} after") for slot, r in results.items()]}
+        yield {"info": self.info(results, resolved, request, clean, label, extra, resegmented),
+               "files": self._write_downloads(results, resolved, clean, label, request, resegmented, edit)}
 
     def generate_api(self, path: str | None, corruption: Any, severity: Any, sampler: Any, steps: Any,
                      guidance: Any, seed: Any, num_samples: Any, spacing: Any = None, eta: Any = None,

@@ -1,8 +1,11 @@
-"""Sampling one model for the UI: a worker thread runs `Pipeline.generate`, its callback streams previews.
+"""Sampling the models for the UI: worker threads run `Pipeline.generate`, their callbacks stream previews.
 
-`stream_generate` yields `Preview`s (x̂_0 and the diffused label y_t of every sample, at most one per
-`min_interval` seconds) and finally one `Result`. Closing the iterator early (the browser left) stops the
-sampler at its next step. `estimate_seconds` predicts a generation's wall time from one timed forward.
+`stream_models` samples every model side by side, one worker thread each (`python -m demo` gives each model its
+share of the CPU threads), and yields `(slot, Preview)` (x̂_0 and the diffused label y_t of every sample, at most
+one per model every `min_interval` seconds) and `(slot, Result)` as each model finishes; `stream_generate` is the
+same for one model. Closing the iterator early (the browser left) stops the samplers at their next step.
+`generate_models` is the live path: no previews, a `stop()` check at every step. `estimate_seconds` predicts a
+generation's wall time from one timed forward.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -120,51 +123,103 @@ def _generate_kwargs(request: Request, inpaint: Inpaint | None) -> dict:
     return kw
 
 
+def generate_models(pipes: dict[str, Pipeline], label: np.ndarray, request: Request, *,
+                    stop: Callable[[], bool] | None = None) -> dict[str, Result] | None:
+    """`generate` for several models at once, one worker thread each (the live path: no previews).
+
+    `stop()` is asked at every sampler step of every model; once it is true the run ends early and returns None.
+    """
+    halt = threading.Event()
+
+    def callback(_: StepInfo) -> None:
+        if halt.is_set() or (stop is not None and stop()):
+            halt.set()
+            raise Cancelled()
+
+    results: dict[str, Result | BaseException] = {}
+
+    def work(slot: str, pipe: Pipeline) -> None:
+        start = time.perf_counter()
+        try:
+            images = pipe.generate(label[None], **_generate_kwargs(request, None), callback=callback)
+            results[slot] = Result(images, time.perf_counter() - start)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            results[slot] = e
+
+    workers = [threading.Thread(target=work, args=item, name=f"scdm-demo-live-{item[0]}", daemon=True)
+               for item in pipes.items()]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if halt.is_set():
+        return None
+    for r in results.values():
+        if isinstance(r, BaseException):
+            raise r
+    return {slot: results[slot] for slot in pipes}  # type: ignore[misc]
+
+
+def stream_models(pipes: dict[str, Pipeline], label: np.ndarray, request: Request, table: ClassTable, *,
+                  inpaint: Inpaint | None = None, min_interval: float = 0.2) -> Iterator[tuple[str, Preview | Result]]:
+    """(slot, Preview) while the models sample `label` side by side, one worker thread each, and (slot, Result)
+    as each one finishes; at most one preview per model every `min_interval` s (the newest step, stale ones are
+    dropped). A sampler error is re-raised here; closing the iterator stops every model at its next step."""
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    n = request.num_samples
+
+    def start(slot: str, pipe: Pipeline) -> threading.Thread:
+        ids = channel_ids(pipe)
+        built = [float("-inf")]  # when the last preview was built: previews cost time, so one per interval
+
+        def callback(info: StepInfo) -> None:
+            if stop.is_set():
+                raise Cancelled()
+            now = time.perf_counter()
+            if now - built[0] < min_interval:
+                return
+            built[0] = now
+            y = None if info.y_t is None else np.stack([onehot_view(info.y_t[i], table, ids) for i in range(n)])
+            events.put((slot, Preview(info.step, info.num_steps, info.t, x0_preview(info.x0[:n]), y)))
+
+        def work() -> None:
+            t0 = time.perf_counter()
+            try:
+                images = pipe.generate(label[None], **_generate_kwargs(request, inpaint), callback=callback)
+                events.put((slot, Result(images, time.perf_counter() - t0)))
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
+                events.put((slot, e))
+
+        worker = threading.Thread(target=work, name=f"scdm-demo-sampler-{slot}".rstrip("-"), daemon=True)
+        worker.start()
+        return worker
+
+    workers = [start(slot, pipe) for slot, pipe in pipes.items()]
+    pending, last = set(pipes), dict.fromkeys(pipes, 0.0)
+    try:
+        while pending:
+            batch = [events.get()]
+            while not events.empty():
+                batch.append(events.get_nowait())
+            newest = {slot: i for i, (slot, item) in enumerate(batch) if isinstance(item, Preview)}
+            for i, (slot, item) in enumerate(batch):
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Result):
+                    pending.discard(slot)
+                    yield slot, item
+                elif newest[slot] == i and time.perf_counter() - last[slot] >= min_interval:
+                    last[slot] = time.perf_counter()
+                    yield slot, item
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=30)
+
+
 def stream_generate(pipe: Pipeline, label: np.ndarray, request: Request, table: ClassTable, *,
                     inpaint: Inpaint | None = None, min_interval: float = 0.2) -> Iterator[Preview | Result]:
     """Previews while `pipe` samples `label`, then the `Result`; sampler errors are re-raised here."""
-    events: queue.Queue = queue.Queue()
-    stop = threading.Event()
-    ids = channel_ids(pipe)
-    n = request.num_samples
-
-    built = [float("-inf")]  # when the last preview was built: previews cost time, so build at most one per interval
-
-    def callback(info: StepInfo) -> None:
-        if stop.is_set():
-            raise Cancelled()
-        now = time.perf_counter()
-        if now - built[0] < min_interval:
-            return
-        built[0] = now
-        y = None if info.y_t is None else np.stack([onehot_view(info.y_t[i], table, ids) for i in range(n)])
-        events.put(Preview(info.step, info.num_steps, info.t, x0_preview(info.x0[:n]), y))
-
-    def work() -> None:
-        start = time.perf_counter()
-        try:
-            images = pipe.generate(label[None], **_generate_kwargs(request, inpaint), callback=callback)
-            events.put(Result(images, time.perf_counter() - start))
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            events.put(e)
-
-    worker = threading.Thread(target=work, name="scdm-demo-sampler", daemon=True)
-    worker.start()
-    last = 0.0
-    try:
-        while True:
-            item = events.get()
-            while isinstance(item, Preview) and not events.empty():
-                item = events.get()  # drop stale previews: show the newest step only
-            if isinstance(item, BaseException):
-                raise item
-            if isinstance(item, Result):
-                yield item
-                return
-            now = time.perf_counter()
-            if now - last >= min_interval:
-                last = now
-                yield item
-    finally:
-        stop.set()
-        worker.join(timeout=30)
+    for _, event in stream_models({"": pipe}, label, request, table, inpaint=inpaint, min_interval=min_interval):
+        yield event

@@ -3,8 +3,9 @@
 Sampling settings are `scdm.settings.SamplingSettings` (None = the model card's default), resolved per model by
 `Pipeline.resolve`. The demo adds what a request needs besides them (the label's corruption, the seed, the
 number of samples), the server's limits on raw UI/API values, and `Controls`: what the controls show for the
-loaded models' cards and which submitted values the user changed. `settings.json` (version 2) records per model
-the resolved settings (`scdm.settings.identity`) and the weights digest (`Pipeline.digest`).
+loaded models' cards and which submitted values the user changed. `settings.json` (version 3) records per model
+the resolved settings (`scdm.settings.identity`) and the weights digest (`Pipeline.digest`), and for an edit the
+known image and the regenerated region as PNGs beside it (`EditRecord`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from scdm.config import ModelCard, SamplerConfig
-from scdm.serialize import from_json_value
+from scdm.serialize import from_json_value, to_json_value
 from scdm.settings import SamplingSettings, identity
 
 from .noise import NONE, check_corruption
@@ -27,7 +28,9 @@ MAX_STEPS = 250  # respaced sampler evaluations
 MAX_GUIDANCE = 20.0
 MAX_EXTRAPOLATION = 10.0  # the reference uses 0.8
 MAX_SEED = 2**31 - 1
-SETTINGS_VERSION = 2  # 1: sampler, steps, guidance and precision only, no weights digest
+# 1: sampler, steps, guidance and precision only, no weights digest; 2: an edit names an example scene only;
+# 3: an edit's known image and region are PNGs beside the file (any picture, not only the examples)
+SETTINGS_VERSION = 3
 CARD = "card"  # dropdown value "each model's card default" (shown where the two cards differ)
 CONTROLS = ("sampler", "steps", "spacing", "guidance", "eta", "extrapolation", "dynamic_threshold", "precision")
 
@@ -164,6 +167,25 @@ def label_digest(label: np.ndarray) -> str:
     return hashlib.sha256(arr.tobytes() + repr(arr.shape).encode()).hexdigest()
 
 
+def image_digest(image: np.ndarray) -> str:
+    """sha256 of the (H, W, 3) uint8 image bytes: ties a settings file to an edit's image PNG."""
+    arr = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+    return hashlib.sha256(arr.tobytes() + repr(arr.shape).encode()).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class EditRecord:
+    """An edit in `settings.json` (SDM Eq. 12 semantic editing): what was kept and what was regenerated."""
+
+    repainted_pixels: int  # pixels regenerated (the repainted region grown by `editing.GROW`)
+    image_file: str | None = None  # the known image, an RGB PNG at the model size beside the JSON (version 3)
+    image_sha256: str | None = None  # `image_digest` of it
+    mask_file: str | None = None  # the regenerated region, an 8-bit PNG beside the JSON, 255 = regenerated
+    example: int | None = None  # the embedded-world test scene the edit started from (version 2: the only record)
+    split: str = "test"  # the world split of `example`
+    source: str = ""  # what the user edited, e.g. "example 3" or "your picture (photo.png)"
+
+
 @dataclass(frozen=True)
 class SavedModel:
     """One model's entry in `settings.json`."""
@@ -182,11 +204,11 @@ class SavedRequest:
     models: dict[str, SavedModel]  # slot ("SCDM", "SDM") -> entry
     label_file: str  # the clean label (before the corruption), an index PNG of raw ids beside the JSON
     label_sha256: str | None
-    edit: dict[str, Any] | None  # {"example": i, ...} for semantic editing
+    edit: EditRecord | None  # semantic editing
 
 
 def settings_json(request: Request, *, models: dict[str, SavedModel], label: np.ndarray, label_file: str,
-                  edit: dict[str, Any] | None = None) -> str:
+                  edit: EditRecord | None = None) -> str:
     """The JSON written next to a result: per model its resolved settings and weights digest, what the user set,
     the label it used and how to replay it."""
     doc = {
@@ -198,7 +220,7 @@ def settings_json(request: Request, *, models: dict[str, SavedModel], label: np.
                    for slot, m in models.items()},
         "label_file": label_file,
         "label_sha256": label_digest(label),
-        "edit": edit,
+        "edit": None if edit is None else {k: v for k, v in to_json_value(edit).items() if v is not None},
         "reproduce": "demo.handlers.replay('settings.json', scdm.load_pipeline(<model>)) -> the same images",
     }
     return json.dumps(doc, indent=1)
@@ -224,13 +246,15 @@ class _ModelDoc:
 
 @dataclass(frozen=True, kw_only=True)
 class _DocV2:
+    """Versions 2 and 3 (version 3 adds the edit's image and mask files)."""
+
     version: int
     request: _RequestDoc
     requested: SamplingSettings = field(default_factory=SamplingSettings)  # what the user/server set
     models: dict[str, _ModelDoc]
     label_file: str
     label_sha256: str | None = None
-    edit: dict[str, Any] | None = None
+    edit: EditRecord | None = None
     reproduce: str = ""
 
 
@@ -255,7 +279,7 @@ class _DocV1:
     precision: str | None = None
     label_file: str
     label_sha256: str | None = None
-    edit: dict[str, Any] | None = None
+    edit: EditRecord | None = None
     reproduce: str = ""
 
 
@@ -269,8 +293,8 @@ def read_settings(text: str) -> SavedRequest:
         raise ValueError("not a settings file written by the demo (expected a JSON object with 'version', "
                          "'request' and 'models')")
     version = doc["version"]
-    if version not in (1, SETTINGS_VERSION) or isinstance(version, bool):
-        raise ValueError(f"settings.json version {version!r} is not supported (this demo reads 1 and "
+    if version not in range(1, SETTINGS_VERSION + 1) or isinstance(version, bool):
+        raise ValueError(f"settings.json version {version!r} is not supported (this demo reads 1 to "
                          f"{SETTINGS_VERSION}); replay it with the demo that wrote it")
     try:
         return _read_v1(from_json_value(_DocV1, doc, "")) if version == 1 else _read_v2(from_json_value(_DocV2, doc, ""))

@@ -77,6 +77,7 @@ def demo_url(tmp_path_factory):
 def paint_stroke(page, editor: str) -> None:
     """Drag the mouse across the middle of an ImageEditor's canvas with the current brush."""
     canvas = page.locator(f"{editor} canvas").first
+    canvas.scroll_into_view_if_needed()  # mouse events land in the viewport
     box = canvas.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx - 70, cy - 50)
@@ -159,3 +160,75 @@ def test_paint_upload_generate_in_browser(demo_url: str, tmp_path) -> None:
     assert not errors, errors
     shot = np.asarray(Image.open(ARTIFACTS / "e2e.png"))
     assert shot.shape[0] > 800 and shot.std() > 10
+
+
+def test_resegmentation_and_editing_your_own_picture_in_browser(demo_url: str, tmp_path) -> None:
+    """Generate under a corruption that paints wrong classes: each gallery gets its re-segmentation and scores, the
+    downloads the share picture. Then edit an uploaded picture with its label map: before / after."""
+    from playwright import sync_api
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    scene = make_scene(5, "test")
+    picture, label_file = tmp_path / "photo.png", tmp_path / "photo_label.png"
+    Image.fromarray(scene.image).resize((128, 128), Image.Resampling.BICUBIC).save(picture)
+    Image.fromarray(scene.label.astype(np.uint8)).save(label_file)  # an 8-bit index PNG of raw ids
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.full((64, 64), 300, np.uint16)).save(deep)  # 16-bit: refused as a picture
+    table = ClassTable.from_spec(world_labels())
+    rid = next(r for r in table.class_ids if r not in set(np.unique(scene.label).tolist()))
+    brush = f"{table.name_of(rid)} ({rid})"  # a class the picture's label lacks: any stroke repaints
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.set_default_timeout(STEP_TIMEOUT)
+        sync_api.expect.set_options(timeout=STEP_TIMEOUT)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(demo_url)
+            page.locator("#canvas canvas").first.wait_for(timeout=STEP_TIMEOUT)
+            sync_api.expect(page.locator("#canvas-report")).to_contain_text("Read as")
+            page.locator("#corruption input").click()
+            page.get_by_role("option", name="overpaint", exact=True).click()
+            set_number(page, "steps", 2)
+            set_number(page, "samples", 1)
+
+            # Re-segmentation beside each gallery, the summary in the info, the share picture in the downloads.
+            page.locator("#generate").click()
+            for slot in ("scdm", "sdm"):
+                page.wait_for_function(f"document.querySelectorAll('#{slot}-reseg img').length >= 1",
+                                       timeout=STEP_TIMEOUT)
+                sync_api.expect(page.locator(f"#{slot}-scores")).to_contain_text("corrupted pixels")
+            sync_api.expect(page.locator("#info")).to_contain_text("of the corrupted pixels as the corruption")
+            sync_api.expect(page.locator("#downloads")).to_contain_text("share")
+            page.screenshot(path=str(ARTIFACTS / "e2e-resegment.png"), full_page=True)
+
+            # Edit your own picture: a 16-bit image is refused with a message, a picture and its label map load.
+            page.get_by_role("tab", name="Edit a picture").click()
+            page.locator("#edit-own").get_by_text("Your own picture").click()
+            page.locator("#edit-picture input[type=file]").set_input_files(str(deep))
+            sync_api.expect(page.get_by_text(re.compile("16-bit single-channel image")).first).to_be_visible()
+            page.locator("#edit-picture").get_by_role("button", name="Clear").click()
+            page.locator("#edit-label input[type=file]").set_input_files(str(label_file))
+            page.locator("#edit-picture input[type=file]").set_input_files(str(picture))
+            report = page.locator("#edit-report")
+            sync_api.expect(report).to_contain_text("your picture (photo.png) with your label map (photo_label.png)")
+            sync_api.expect(report).to_contain_text("picture resized 128x128 -> 64x64 px")
+            page.locator("#edit-brush-class input").fill(table.name_of(rid))
+            page.get_by_role("option", name=brush, exact=True).click()
+            for attempt in range(3):  # a stroke made while the editor still loads the new label can be dropped
+                page.wait_for_timeout(1000)
+                paint_stroke(page, "#edit-canvas")
+                try:
+                    page.wait_for_function("document.querySelector('#edit-mask img') !== null", timeout=30_000)
+                    break
+                except sync_api.TimeoutError:
+                    assert attempt < 2, "the repainted region never showed"
+            page.locator("#edit-generate").click()
+            page.wait_for_function("document.querySelectorAll('#edit-compare img').length >= 3", timeout=STEP_TIMEOUT)
+            sync_api.expect(page.locator("#edit-info")).to_contain_text("edit of your picture (photo.png)")
+            sync_api.expect(page.locator("#edit-downloads")).to_contain_text("edit_image")
+            page.screenshot(path=str(ARTIFACTS / "e2e-edit.png"), full_page=True)
+        finally:
+            browser.close()
+    assert not errors, errors

@@ -16,8 +16,9 @@ from demo.canvas import canvas_value
 from demo.editing import example_scene, repaint_mask
 from demo.handlers import Handlers, Models, replay
 from demo.runner import Preview, stream_generate
-from demo.settings import CARD, Request, label_digest
+from demo.settings import CARD, SETTINGS_VERSION, Request, label_digest
 from demo.tiny import make_tiny_checkpoints
+from demo.views import upscale
 from scdm.checkpoint import save_checkpoint
 from scdm.config import Precision, Sampler, SamplerConfig, Spacing
 from scdm.label_io import index_png
@@ -73,7 +74,7 @@ def test_generate_streams_previews_galleries_and_downloads(handlers: Handlers) -
         assert out[f"{slot} preview"].shape[0] == 2 * 128 + 4  # x̂0 row, gap, y_t row
     names = sorted(Path(f).name for f in out["files"])
     assert names == sorted(["label.png", "label_color.png", "label_corrupted_color.png", "scdm_0.png", "scdm_1.png",
-                            "sdm_0.png", "sdm_1.png", "settings.json"])
+                            "sdm_0.png", "sdm_1.png", "share.png", "settings.json"])
     assert "**SCDM** (`tiny-scdm`): 2 images in" in out["info"] and "corruption `edge`" in out["info"]
 
 
@@ -83,7 +84,7 @@ def test_settings_json_reproduces_the_images(handlers: Handlers, pipes) -> None:
                                        11, 1))
     files = {Path(f).name: Path(f) for f in out["files"]}
     doc = json.loads(files["settings.json"].read_text())
-    assert doc["label_sha256"] == label_digest(label) and doc["version"] == 2
+    assert doc["label_sha256"] == label_digest(label) and doc["version"] == SETTINGS_VERSION == 3
     assert doc["requested"] == {"sampler": "ancestral", "steps": 2}  # guidance 1.5 is the card's: not set
     for pipe, slot in zip(pipes, ("SCDM", "SDM")):
         resolved = pipe.resolve(SamplingSettings(sampler="ancestral", steps=2))
@@ -209,7 +210,84 @@ def test_edit_settings_json_reproduces_the_edit(handlers: Handlers, pipes) -> No
     edited[40:56, 4:20] = 22  # a pond
     out = run(handlers.edit_stream(3, canvas_value(edited, handlers.table, SIZE), "ddim", 2, 1.5, 4, 1))
     files = {Path(f).name: Path(f) for f in out["files"]}
-    assert np.array_equal(replay(files["settings.json"], pipes[0])[0], np.asarray(Image.open(files["scdm_0.png"])))
+    made = np.asarray(Image.open(files["scdm_0.png"]))
+    assert np.array_equal(replay(files["settings.json"], pipes[0])[0], made)
+    # a version-2 file (older demos) names the example scene only: it is rebuilt
+    doc = json.loads(files["settings.json"].read_text())
+    assert doc["edit"]["example"] == 3 and doc["edit"]["image_file"] == "edit_image.png"
+    doc.update(version=2, edit={"example": 3, "split": "test", "repainted_pixels": doc["edit"]["repainted_pixels"]})
+    old = files["settings.json"].with_name("settings_v2.json")
+    old.write_text(json.dumps(doc))
+    assert np.array_equal(replay(old, pipes[0])[0], made)
+
+
+def picture_files(tmp_path: Path, index: int, side: int = 2 * SIZE) -> tuple[Path, Path]:
+    """Scene `index`'s image at `side` px (a "photo") and its label as an index PNG at the model size."""
+    scene = example_scene(index, SIZE)
+    picture, label = tmp_path / "photo.png", tmp_path / "photo_label.png"
+    Image.fromarray(scene.image).resize((side, side), Image.Resampling.BICUBIC).save(picture)
+    label.write_bytes(index_png(scene.label))
+    return picture, label
+
+
+def test_edit_your_own_picture_keeps_the_rest_and_replays(handlers: Handlers, pipes, tmp_path) -> None:
+    picture, label = picture_files(tmp_path, 5)
+    base, before, value, report = handlers.edit_source(str(picture), str(label), 0)
+    assert "your picture (photo.png) with your label map (photo_label.png)" in report
+    assert "picture resized 128x128 -> 64x64 px" in report and before.shape == (256, 256, 3)
+    assert base.image.shape == (SIZE, SIZE, 3) and np.array_equal(base.label, example_scene(5, SIZE).label)
+    edited = base.label.copy()
+    edited[40:56, 4:20] = 22  # a pond
+    assert handlers.edit_mask(base, canvas_value(edited, handlers.table, SIZE)).shape == (256, 256, 3)
+    out = run(handlers.edit_stream(base, canvas_value(edited, handlers.table, SIZE), "ddim", 2, 1.5, 4, 1))
+    files = {Path(f).name: Path(f) for f in out["files"]}
+    assert {"edit_image.png", "edit_mask.png", "share.png", "settings.json"} <= set(files)
+    mask = repaint_mask(base.label, edited)
+    for pipe, slot in zip(pipes, ("scdm", "sdm")):
+        made = np.asarray(Image.open(files[f"{slot}_0.png"]))
+        assert np.array_equal(made[mask == 0], base.image[mask == 0])  # SDM Eq. 12: the rest of the picture is kept
+        assert not np.array_equal(made[mask == 1], base.image[mask == 1])
+        assert np.array_equal(replay(files["settings.json"], pipe)[0], made), slot  # from the PNGs beside the JSON
+    assert [caption for _, caption in out["compare"]] == ["before", "SCDM after", "SDM after"]
+    assert "edit of your picture (photo.png)" in out["info"]
+    doc = json.loads(files["settings.json"].read_text())
+    assert doc["edit"]["repainted_pixels"] == int(mask.sum()) and "example" not in doc["edit"]
+
+
+def test_edit_your_picture_with_an_example_label(handlers: Handlers, tmp_path) -> None:
+    picture, _ = picture_files(tmp_path, 6, side=SIZE)
+    base, _, value, report = handlers.edit_source(str(picture), None, 6)
+    assert np.array_equal(base.label, handlers.examples.labels[6]) and "with example 6's label" in report
+    assert "resized" not in report and base.example is None
+    none, before, value, report = handlers.edit_source(None, None, 2)  # no picture: the example scene itself
+    assert none is None and np.array_equal(before, upscale(example_scene(2, SIZE).image)) and "example 2" in report
+
+
+def test_edit_pictures_are_converted_or_refused_with_a_message(handlers: Handlers, tmp_path) -> None:
+    _, label = picture_files(tmp_path, 1)
+    image = example_scene(1, SIZE).image
+
+    def load(im: Image.Image, name: str) -> str:
+        path = tmp_path / name
+        im.save(path)
+        return handlers.edit_source(str(path), str(label), 0)
+
+    rgba = np.concatenate([image, np.full((SIZE, SIZE, 1), 255, np.uint8)], -1)
+    rgba[:8, :8, 3] = 0
+    base, _, _, report = load(Image.fromarray(rgba), "rgba.png")
+    assert "2% of the RGBA picture is transparent: put on white" in report and (base.image[:8, :8] == 255).all()
+    assert np.array_equal(base.image[8:], image[8:])
+    assert "a greyscale picture: converted to RGB" in load(Image.fromarray(image).convert("L"), "grey.png")[3]
+    assert "a palette picture: converted to RGB" in load(Image.fromarray(image).convert("P"), "pal.png")[3]
+    with pytest.raises(ValueError, match="16-bit single-channel image .*upload it as the label"):
+        load(Image.fromarray(np.full((SIZE, SIZE), 300, np.uint16)), "deep.png")
+    with pytest.raises(ValueError, match="is 128x64 px but its label is 64x64 px: .*same aspect ratio"):
+        load(Image.fromarray(np.concatenate([image, image], 1)), "wide.png")
+    none, _, _, report = handlers.edit_source(None, str(label), 0)  # the picture may come next: the example meanwhile
+    assert none is None and "a label map without its picture" in report and "**Editing:** example 0" in report
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(ValueError, match="not a readable image"):
+        handlers.edit_source(str(tmp_path / "text.png"), str(label), 0)
 
 
 def test_generate_refuses_bad_input_before_sampling(handlers: Handlers) -> None:

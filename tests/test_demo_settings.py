@@ -104,18 +104,19 @@ def test_settings_json_round_trip() -> None:
     models = {"SCDM": SavedModel("a", "0123456789abcdef", resolved),
               "SDM": SavedModel("b", "fedcba9876543210", resolved)}
     doc = json.loads(settings_json(r, models=models, label=label, label_file="label.png"))
-    assert doc["version"] == 2 and doc["request"]["corruption"] == "ds" and doc["label_sha256"] == label_digest(label)
+    assert doc["version"] == 3 and doc["request"]["corruption"] == "ds" and doc["label_sha256"] == label_digest(label)
     assert doc["requested"] == {"sampler": "dpmpp_2m", "steps": 12, "guidance": 2.0}
     assert doc["models"]["SCDM"] == {"name": "a", "digest": "0123456789abcdef", "settings": identity(resolved)}
     back = read_settings(json.dumps(doc))
-    assert back.request == r and back.models == models and back.label_file == "label.png" and back.version == 2
+    assert back.request == r and back.models == models and back.label_file == "label.png" and back.version == 3
+    assert read_settings(json.dumps({**doc, "version": 2})).version == 2  # older demos' files
     with pytest.raises(ValueError, match="not a settings file"):
         read_settings("[1, 2]")
     with pytest.raises(ValueError, match="the SDM settings are incomplete"):
         del doc["models"]["SDM"]["settings"]["eta"]
         read_settings(json.dumps(doc))
-    with pytest.raises(ValueError, match="version 3 is not supported"):
-        read_settings(json.dumps({**doc, "version": 3}))
+    with pytest.raises(ValueError, match="version 4 is not supported"):
+        read_settings(json.dumps({**doc, "version": 4}))
 
 
 def test_version_1_files_are_read() -> None:
