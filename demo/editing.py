@@ -11,18 +11,16 @@ refused.
 from __future__ import annotations
 
 import functools
-import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from scdm.world import CLASS_IDS, Scene, WorldConfig, make_scene
 
 from .classes import ClassTable
-from .labelmap import FORMATS, MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE
+from .labelmap import open_upload
 
 NUM_EXAMPLES = 8  # test-split scenes offered as examples and edit targets
 GROW = 1  # px the repainted region is grown by, so the new content blends across the old boundary
@@ -108,22 +106,8 @@ def read_picture(data: bytes, size: int, label_size: tuple[int, int], name: str 
     A ValueError with what to do for a file that is not an image, too big or small, refused colour modes and an
     aspect ratio other than the label's (module docstring).
     """
-    if not data:
-        raise ValueError(f"{name} is empty: upload a PNG or JPEG picture")
-    if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"{name} is {len(data) / 2**20:.1f} MiB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=FORMATS)
-            w, h = im.size
-            if w > MAX_SIDE or h > MAX_SIDE or w < MIN_SIDE or h < MIN_SIDE:
-                raise ValueError(f"{name} is {w}x{h} px; pictures must be {MIN_SIDE}..{MAX_SIDE} px per side")
-            im.load()
-    except UnidentifiedImageError:
-        raise ValueError(f"{name} is not a readable image: upload a PNG, JPEG, BMP, GIF, TIFF or WebP picture") from None
-    except (OSError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ValueError(f"{name} is truncated or corrupt ({type(e).__name__}: {e})") from None
+    im = open_upload(data, name)
+    w, h = im.size
     lw, lh = label_size
     if abs((w / h) / (lw / lh) - 1) > ASPECT_TOLERANCE:
         raise ValueError(f"{name} is {w}x{h} px but its label is {lw}x{lh} px: they must show the same scene at the "

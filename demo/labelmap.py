@@ -69,33 +69,39 @@ def resize_label(label: np.ndarray, size: int) -> tuple[np.ndarray, str | None]:
     return out, note
 
 
-def decode_bytes(data: bytes, table: ClassTable, size: int) -> DecodedLabel:
-    """The bytes of an uploaded image -> a label map at `size` x `size`, or a ValueError saying what to do."""
+def open_upload(data: bytes, name: str = "the image", too_big: str = "") -> Image.Image:
+    """The bytes of an upload -> a loaded PIL image within the upload limits, or a ValueError naming `name` that says
+    what to do (`too_big` is appended to the message for images over `MAX_SIDE`)."""
     if not data:
-        raise ValueError("the file is empty: upload a PNG label map")
+        raise ValueError(f"{name} is empty: upload a PNG or JPEG file")
     if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"the file is {len(data) / 2**20:.1f} MiB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB")
+        raise ValueError(f"{name} is {len(data) / 2**20:.1f} MiB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=FORMATS)
-            fmt = im.format
             w, h = im.size
             if w > MAX_SIDE or h > MAX_SIDE:
-                raise ValueError(f"the image is {w}x{h} px; the limit is {MAX_SIDE} px per side (the model works "
-                                 f"at {size} px, so downscale it first)")
+                raise ValueError(f"{name} is {w}x{h} px; the limit is {MAX_SIDE} px per side{too_big}")
             if w < MIN_SIDE or h < MIN_SIDE:
-                raise ValueError(f"the image is {w}x{h} px; label maps must be at least {MIN_SIDE}x{MIN_SIDE} px")
-            frames = getattr(im, "n_frames", 1)
+                raise ValueError(f"{name} is {w}x{h} px; it must be at least {MIN_SIDE}x{MIN_SIDE} px")
             im.load()
-            stride = -(-max(w, h) // WORK_SIDE)
-            if stride > 1:  # nearest subsampling never invents ids or colours
-                im = im.resize((max(1, w // stride), max(1, h // stride)), Image.Resampling.NEAREST)
-                im.format = fmt
     except UnidentifiedImageError:
-        raise ValueError(f"not a readable image: upload a label map as {', '.join(FORMATS[:-1])} or WebP") from None
+        raise ValueError(f"{name} is not a readable image: upload it as {', '.join(FORMATS[:-1])} or WebP") from None
     except (OSError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ValueError(f"the image is truncated or corrupt ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{name} is truncated or corrupt ({type(e).__name__}: {e})") from None
+    return im
+
+
+def decode_bytes(data: bytes, table: ClassTable, size: int) -> DecodedLabel:
+    """The bytes of an uploaded image -> a label map at `size` x `size`, or a ValueError saying what to do."""
+    im = open_upload(data, "the file", f" (the model works at {size} px, so downscale it first)")
+    fmt, (w, h) = im.format, im.size
+    frames = getattr(im, "n_frames", 1)
+    stride = -(-max(w, h) // WORK_SIDE)
+    if stride > 1:  # nearest subsampling never invents ids or colours
+        im = im.resize((max(1, w // stride), max(1, h // stride)), Image.Resampling.NEAREST)
+        im.format = fmt
     decoded = decode_image(im, table, blends=True)
     label, notes = decoded.ids, list(decoded.notes)
     if stride > 1:
