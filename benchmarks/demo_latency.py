@@ -81,31 +81,32 @@ def free_port() -> int:
 
 
 @contextmanager
-def demo_server(threads: int | None) -> Iterator[str]:
-    """`python -m demo` with the bundled models on a free port; yields its URL."""
-    log = tempfile.TemporaryFile("w+")
+def demo_server(args: list[str], timeout: float = STARTUP_TIMEOUT, log_path: str | Path | None = None) -> Iterator[str]:
+    """`python -m demo --port FREE *args` in a subprocess; yields the URL it prints, stops it on exit. A RuntimeError
+    with the end of its log when it prints none within `timeout` s (its output goes to `log_path` if given)."""
+    log = open(log_path, "w+") if log_path is not None else tempfile.TemporaryFile("w+")
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "demo", "--port", str(free_port())]
-    if threads is not None:
-        cmd += ["--threads", str(threads)]
+    cmd = [sys.executable, "-m", "demo", "--port", str(free_port()), *args]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.time() + STARTUP_TIMEOUT
-        while time.time() < deadline and proc.poll() is None:
+        url, deadline = None, time.time() + timeout
+        while url is None and time.time() < deadline and proc.poll() is None:
             log.seek(0)
             m = re.search(r"Running on local URL:\s+(http://\S+)", log.read())
-            if m:
-                yield m.group(1).rstrip("/")
-                return
-            time.sleep(0.5)
-        log.seek(0)
-        raise SystemExit(f"the demo did not start within {STARTUP_TIMEOUT} s:\n{log.read()[-3000:]}")
+            url = m.group(1).rstrip("/") if m else None
+            if url is None:
+                time.sleep(0.5)
+        if url is None:
+            log.seek(0)
+            raise RuntimeError(f"the demo did not print its URL within {timeout:g} s:\n{log.read()[-3000:]}")
+        yield url
     finally:
         proc.terminate()
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def stroke(page, k: int) -> None:
@@ -185,8 +186,11 @@ def main() -> None:
     if args.url:
         live, gen = measure(args.url.rstrip("/"), args.strokes, args.refines, args.samples)
     else:
-        with demo_server(args.threads) as url:
-            live, gen = measure(url, args.strokes, args.refines, args.samples)
+        try:
+            with demo_server([] if args.threads is None else ["--threads", str(args.threads)]) as url:
+                live, gen = measure(url, args.strokes, args.refines, args.samples)
+        except RuntimeError as e:
+            raise SystemExit(str(e)) from None
     q = np.percentile(live, [0, 50, 90, 100])
     print(f"\nlive, {len(live)} strokes: min {q[0]:.2f} s, median {q[1]:.2f} s, p90 {q[2]:.2f} s, max {q[3]:.2f} s")
     med = {slot: float(np.median([g[slot] for g in gen])) for slot in GALLERIES}

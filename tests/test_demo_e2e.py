@@ -8,10 +8,9 @@ from __future__ import annotations
 import io
 import os
 import re
-import subprocess
-import sys
-import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urljoin
 
 import numpy as np
@@ -22,7 +21,6 @@ from demo.classes import ClassTable
 from scdm.presets import world_labels
 from scdm.world import make_scene
 
-from conftest import free_port
 
 CHROMIUM = os.environ.get("SCDM_CHROMIUM", "/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[1]
@@ -46,32 +44,35 @@ def demo_url(tmp_path_factory):
     if os.environ.get("SCDM_DEMO_URL"):
         yield os.environ["SCDM_DEMO_URL"].rstrip("/")
         return
+    from benchmarks.demo_latency import demo_server
+
     tmp = tmp_path_factory.mktemp("e2e")
-    log = open(tmp / "server.log", "w+")
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "demo", "--tiny", str(tmp / "ckpt"), "--port", str(port),
-                             "--threads", "1"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = None
-    deadline = time.time() + STARTUP_TIMEOUT
-    while time.time() < deadline and proc.poll() is None:
-        log.seek(0)
-        m = re.search(r"Running on local URL:\s+(http://\S+)", log.read())
-        if m:
-            url = m.group(1).rstrip("/")
-            break
-        time.sleep(0.5)
-    if url is None:
-        proc.kill()
-        log.seek(0)
-        pytest.fail(f"the demo did not print its URL within {STARTUP_TIMEOUT} s:\n{log.read()[-3000:]}")
-    yield url
-    proc.terminate()
     try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        with demo_server(["--tiny", str(tmp / "ckpt"), "--threads", "1"], STARTUP_TIMEOUT, tmp / "server.log") as url:
+            yield url
+    except RuntimeError as e:
+        pytest.fail(str(e))
+
+
+@contextmanager
+def browser_page(url: str, height: int = 1600) -> Iterator:
+    """A headless chromium page on the demo at `url`, its paint canvas loaded; fails the test on any page error."""
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+        page.set_default_timeout(STEP_TIMEOUT)
+        sync_api.expect.set_options(timeout=STEP_TIMEOUT)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(url)
+            page.locator("#canvas canvas").first.wait_for(timeout=STEP_TIMEOUT)
+            yield page
+        finally:
+            browser.close()
+    assert not errors, errors
 
 
 def paint_stroke(page, editor: str) -> None:
@@ -107,57 +108,45 @@ def test_paint_upload_generate_in_browser(demo_url: str, tmp_path) -> None:
     bad_file = tmp_path / "not-a-label.png"
     bad_file.write_bytes(b"this is text, not a PNG")
 
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.set_default_timeout(STEP_TIMEOUT)
-        sync_api.expect.set_options(timeout=STEP_TIMEOUT)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            page.goto(demo_url)
-            page.locator("#canvas canvas").first.wait_for(timeout=STEP_TIMEOUT)
-            sync_api.expect(page.locator("#canvas-report")).to_contain_text("Read as")
+    with browser_page(demo_url) as page:
+        sync_api.expect(page.locator("#canvas-report")).to_contain_text("Read as")
 
-            # Upload: a non-image gives a clear message; a colour JPEG is decoded and reported.
-            page.get_by_role("tab", name="Upload").click()
-            page.locator("#upload input[type=file]").set_input_files(str(bad_file))
-            sync_api.expect(page.locator("#upload-report")).to_contain_text("not a readable image")
-            page.locator("#upload input[type=file]").set_input_files(str(label_file))
-            report = page.locator("#upload-report")
-            sync_api.expect(report).to_contain_text("colour-coded")
-            sync_api.expect(report).to_contain_text("resized 256x256 -> 64x64")
+        # Upload: a non-image gives a clear message; a colour JPEG is decoded and reported.
+        page.get_by_role("tab", name="Upload").click()
+        page.locator("#upload input[type=file]").set_input_files(str(bad_file))
+        sync_api.expect(page.locator("#upload-report")).to_contain_text("not a readable image")
+        page.locator("#upload input[type=file]").set_input_files(str(label_file))
+        report = page.locator("#upload-report")
+        sync_api.expect(report).to_contain_text("colour-coded")
+        sync_api.expect(report).to_contain_text("resized 256x256 -> 64x64")
 
-            # Pick a class the label lacks by typing its name, paint over the uploaded label: the stroke has its colour.
-            page.get_by_role("tab", name="Paint").click()
-            page.locator("#brush-class input").fill(absent)
-            page.get_by_role("option", name=choice, exact=True).click()
-            before = page.locator("#decoded img").get_attribute("src")
-            paint_stroke(page, "#canvas")
-            page.wait_for_function(
-                "src => document.querySelector('#decoded img')?.getAttribute('src') !== src", arg=before)
-            src = page.locator("#decoded img").get_attribute("src")
-            decoded = np.asarray(Image.open(io.BytesIO(page.request.get(urljoin(demo_url + "/", src)).body())))
-            assert (decoded[..., :3] == color).all(-1).any(), f"no {absent} pixels after painting with it"
-            page.locator("#corruption input").click()
-            page.get_by_role("option", name="edge", exact=True).click()
-            sync_api.expect(page.locator("#steps")).to_contain_text("card: 15")  # the card's defaults
-            sync_api.expect(page.locator("#sampler input")).to_have_value("ddim")
-            set_number(page, "steps", 4)
-            set_number(page, "samples", 2)
+        # Pick a class the label lacks by typing its name, paint over the uploaded label: the stroke has its colour.
+        page.get_by_role("tab", name="Paint").click()
+        page.locator("#brush-class input").fill(absent)
+        page.get_by_role("option", name=choice, exact=True).click()
+        before = page.locator("#decoded img").get_attribute("src")
+        paint_stroke(page, "#canvas")
+        page.wait_for_function(
+            "src => document.querySelector('#decoded img')?.getAttribute('src') !== src", arg=before)
+        src = page.locator("#decoded img").get_attribute("src")
+        decoded = np.asarray(Image.open(io.BytesIO(page.request.get(urljoin(demo_url + "/", src)).body())))
+        assert (decoded[..., :3] == color).all(-1).any(), f"no {absent} pixels after painting with it"
+        page.locator("#corruption input").click()
+        page.get_by_role("option", name="edge", exact=True).click()
+        sync_api.expect(page.locator("#steps")).to_contain_text("card: 15")  # the card's defaults
+        sync_api.expect(page.locator("#sampler input")).to_have_value("ddim")
+        set_number(page, "steps", 4)
+        set_number(page, "samples", 2)
 
-            # Generate: both galleries fill, the info shows the latency, downloads appear.
-            page.locator("#generate").click()
-            for gallery in ("#scdm-gallery", "#sdm-gallery"):
-                page.wait_for_function(f"document.querySelectorAll('{gallery} img').length >= 2",
-                                       timeout=STEP_TIMEOUT)
-            sync_api.expect(page.locator("#info")).to_contain_text("images in")
-            sync_api.expect(page.locator("#info")).to_contain_text("corruption edge")
-            sync_api.expect(page.locator("#downloads")).to_contain_text("settings")
-            page.screenshot(path=str(ARTIFACTS / "e2e.png"), full_page=True)
-        finally:
-            browser.close()
-    assert not errors, errors
+        # Generate: both galleries fill, the info shows the latency, downloads appear.
+        page.locator("#generate").click()
+        for gallery in ("#scdm-gallery", "#sdm-gallery"):
+            page.wait_for_function(f"document.querySelectorAll('{gallery} img').length >= 2",
+                                   timeout=STEP_TIMEOUT)
+        sync_api.expect(page.locator("#info")).to_contain_text("images in")
+        sync_api.expect(page.locator("#info")).to_contain_text("corruption edge")
+        sync_api.expect(page.locator("#downloads")).to_contain_text("settings")
+        page.screenshot(path=str(ARTIFACTS / "e2e.png"), full_page=True)
     shot = np.asarray(Image.open(ARTIFACTS / "e2e.png"))
     assert shot.shape[0] > 800 and shot.std() > 10
 
@@ -177,58 +166,46 @@ def test_resegmentation_and_editing_your_own_picture_in_browser(demo_url: str, t
     rid = next(r for r in table.class_ids if r not in set(np.unique(scene.label).tolist()))
     brush = f"{table.name_of(rid)} ({rid})"  # a class the picture's label lacks: any stroke repaints
 
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.set_default_timeout(STEP_TIMEOUT)
-        sync_api.expect.set_options(timeout=STEP_TIMEOUT)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            page.goto(demo_url)
-            page.locator("#canvas canvas").first.wait_for(timeout=STEP_TIMEOUT)
-            sync_api.expect(page.locator("#canvas-report")).to_contain_text("Read as")
-            page.locator("#corruption input").click()
-            page.get_by_role("option", name="overpaint", exact=True).click()
-            set_number(page, "steps", 2)
-            set_number(page, "samples", 1)
+    with browser_page(demo_url) as page:
+        sync_api.expect(page.locator("#canvas-report")).to_contain_text("Read as")
+        page.locator("#corruption input").click()
+        page.get_by_role("option", name="overpaint", exact=True).click()
+        set_number(page, "steps", 2)
+        set_number(page, "samples", 1)
 
-            # Re-segmentation beside each gallery, the summary in the info, the share picture in the downloads.
-            page.locator("#generate").click()
-            for slot in ("scdm", "sdm"):
-                page.wait_for_function(f"document.querySelectorAll('#{slot}-reseg img').length >= 1",
-                                       timeout=STEP_TIMEOUT)
-                sync_api.expect(page.locator(f"#{slot}-scores")).to_contain_text("corrupted pixels")
-            sync_api.expect(page.locator("#info")).to_contain_text("of the corrupted pixels as the corruption")
-            sync_api.expect(page.locator("#downloads")).to_contain_text("share")
-            page.screenshot(path=str(ARTIFACTS / "e2e-resegment.png"), full_page=True)
+        # Re-segmentation beside each gallery, the summary in the info, the share picture in the downloads.
+        page.locator("#generate").click()
+        for slot in ("scdm", "sdm"):
+            page.wait_for_function(f"document.querySelectorAll('#{slot}-reseg img').length >= 1",
+                                   timeout=STEP_TIMEOUT)
+            sync_api.expect(page.locator(f"#{slot}-scores")).to_contain_text("corrupted pixels")
+        sync_api.expect(page.locator("#info")).to_contain_text("of the corrupted pixels as the corruption")
+        sync_api.expect(page.locator("#downloads")).to_contain_text("share")
+        page.screenshot(path=str(ARTIFACTS / "e2e-resegment.png"), full_page=True)
 
-            # Edit your own picture: a 16-bit image is refused with a message, a picture and its label map load.
-            page.get_by_role("tab", name="Edit a picture").click()
-            page.locator("#edit-own").get_by_text("Your own picture").click()
-            page.locator("#edit-picture input[type=file]").set_input_files(str(deep))
-            sync_api.expect(page.get_by_text(re.compile("16-bit single-channel image")).first).to_be_visible()
-            page.locator("#edit-picture").get_by_role("button", name="Clear").click()
-            page.locator("#edit-label input[type=file]").set_input_files(str(label_file))
-            page.locator("#edit-picture input[type=file]").set_input_files(str(picture))
-            report = page.locator("#edit-report")
-            sync_api.expect(report).to_contain_text("your picture (photo.png) with your label map (photo_label.png)")
-            sync_api.expect(report).to_contain_text("picture resized 128x128 -> 64x64 px")
-            page.locator("#edit-brush-class input").fill(table.name_of(rid))
-            page.get_by_role("option", name=brush, exact=True).click()
-            for attempt in range(3):  # a stroke made while the editor still loads the new label can be dropped
-                page.wait_for_timeout(1000)
-                paint_stroke(page, "#edit-canvas")
-                try:
-                    page.wait_for_function("document.querySelector('#edit-mask img') !== null", timeout=30_000)
-                    break
-                except sync_api.TimeoutError:
-                    assert attempt < 2, "the repainted region never showed"
-            page.locator("#edit-generate").click()
-            page.wait_for_function("document.querySelectorAll('#edit-compare img').length >= 3", timeout=STEP_TIMEOUT)
-            sync_api.expect(page.locator("#edit-info")).to_contain_text("edit of your picture (photo.png)")
-            sync_api.expect(page.locator("#edit-downloads")).to_contain_text("edit_image")
-            page.screenshot(path=str(ARTIFACTS / "e2e-edit.png"), full_page=True)
-        finally:
-            browser.close()
-    assert not errors, errors
+        # Edit your own picture: a 16-bit image is refused with a message, a picture and its label map load.
+        page.get_by_role("tab", name="Edit a picture").click()
+        page.locator("#edit-own").get_by_text("Your own picture").click()
+        page.locator("#edit-picture input[type=file]").set_input_files(str(deep))
+        sync_api.expect(page.get_by_text(re.compile("16-bit single-channel image")).first).to_be_visible()
+        page.locator("#edit-picture").get_by_role("button", name="Clear").click()
+        page.locator("#edit-label input[type=file]").set_input_files(str(label_file))
+        page.locator("#edit-picture input[type=file]").set_input_files(str(picture))
+        report = page.locator("#edit-report")
+        sync_api.expect(report).to_contain_text("your picture (photo.png) with your label map (photo_label.png)")
+        sync_api.expect(report).to_contain_text("picture resized 128x128 -> 64x64 px")
+        page.locator("#edit-brush-class input").fill(table.name_of(rid))
+        page.get_by_role("option", name=brush, exact=True).click()
+        for attempt in range(3):  # a stroke made while the editor still loads the new label can be dropped
+            page.wait_for_timeout(1000)
+            paint_stroke(page, "#edit-canvas")
+            try:
+                page.wait_for_function("document.querySelector('#edit-mask img') !== null", timeout=30_000)
+                break
+            except sync_api.TimeoutError:
+                assert attempt < 2, "the repainted region never showed"
+        page.locator("#edit-generate").click()
+        page.wait_for_function("document.querySelectorAll('#edit-compare img').length >= 3", timeout=STEP_TIMEOUT)
+        sync_api.expect(page.locator("#edit-info")).to_contain_text("edit of your picture (photo.png)")
+        sync_api.expect(page.locator("#edit-downloads")).to_contain_text("edit_image")
+        page.screenshot(path=str(ARTIFACTS / "e2e-edit.png"), full_page=True)

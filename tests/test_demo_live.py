@@ -3,10 +3,6 @@ and the runner that samples both models side by side."""
 from __future__ import annotations
 
 import io
-import os
-import re
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -169,54 +165,25 @@ def demo_url(tmp_path_factory):
     """`python -m demo --threads 1` (the bundled models) in a subprocess; yields its URL."""
     from test_demo_e2e import STARTUP_TIMEOUT
 
-    from conftest import free_port
+
+    from benchmarks.demo_latency import demo_server
 
     tmp = tmp_path_factory.mktemp("live-e2e")
-    log = open(tmp / "server.log", "w+")
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "demo", "--port", str(free_port()), "--threads", "1"],
-                            cwd=Path(__file__).resolve().parents[1], stdout=log, stderr=subprocess.STDOUT, env=env)
-    url, deadline = None, time.time() + STARTUP_TIMEOUT
-    while url is None and time.time() < deadline and proc.poll() is None:
-        log.seek(0)
-        m = re.search(r"Running on local URL:\s+(http://\S+)", log.read())
-        url = m.group(1).rstrip("/") if m else None
-        time.sleep(0.5)
     try:
-        if url is None:
-            log.seek(0)
-            pytest.fail(f"the demo did not print its URL within {STARTUP_TIMEOUT} s:\n{log.read()[-3000:]}")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        with demo_server(["--threads", "1"], STARTUP_TIMEOUT, tmp / "server.log") as url:
+            yield url
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture()
 def page(demo_url):
-    from playwright import sync_api
-    from test_demo_e2e import BROWSER_ARGS, CHROMIUM, STEP_TIMEOUT
+    from test_demo_e2e import browser_page
 
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.set_default_timeout(STEP_TIMEOUT)
-        sync_api.expect.set_options(timeout=STEP_TIMEOUT)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(demo_url)
-        page.locator("#canvas canvas").first.wait_for()
+    with browser_page(demo_url, height=1800) as page:
         for slot in ("scdm", "sdm"):  # the live images of the starting example
             page.locator(f"#live-{slot} img").first.wait_for()
-        try:
-            yield page
-        finally:
-            browser.close()
-        assert not errors, errors
+        yield page
 
 
 def live_srcs(page) -> list[str | None]:
