@@ -20,7 +20,7 @@ import numpy as np
 
 from scdm.checkpoint import atomic_write_bytes
 from scdm.distributed import Distributed, setup
-from scdm.labels import fill_id
+from scdm.labels import ClassTable, fill_id
 from scdm.serialize import to_json_value
 
 from . import report
@@ -148,6 +148,22 @@ def load_models(config: BenchConfig, device: str) -> list[Model]:
     return models
 
 
+def check_corrupted(models: Sequence[Model], bank: LabelBank, conds: Sequence[Condition]) -> None:
+    """Every corrupted map holds only ids every model has a class for (a corruption that writes other ids, such as
+    a colour palette of another dataset, stops the run here, before any sampling, naming condition and map)."""
+    from scdm.labels import valid_ids
+
+    for c in dict.fromkeys(conds):
+        maps = bank.get(c)
+        ids = set(np.unique(maps).tolist())
+        for model in models:
+            bad = sorted(ids - valid_ids(model.labels)) if model.labels is not None else []
+            if bad:
+                where = next(n for n, lab in zip(bank.split.names, maps) if np.isin(lab, bad).any())
+                raise ValueError(f"corruption {c.corruption!r} at severity {c.severity:g} wrote label ids {bad[:10]} "
+                                 f"(first in {where}) that model {model.spec.name!r} has no class for")
+
+
 def check_models(models: Sequence[Model], split: Split, unlabeled: int | None) -> None:
     """Every model with an encoding has a class for every label id the run feeds it (`unlabeled`: the id the
     corruptions write, if any), and every plug-in's generate passes a 1-label probe."""
@@ -273,8 +289,10 @@ def _run(config: BenchConfig, out: Path, events: Events, ranks: Distributed) -> 
         raise ValueError("setup failed on another process; see its error")
 
     conds = conditions(config)
-    bank = LabelBank(split, unlabeled)
+    spec = encoding or dataset_labels(encoding_kind(config.dataset)) or next((m.labels for m in models if m.labels), None)
+    bank = LabelBank(split, unlabeled, None if spec is None else ClassTable.from_spec(spec))
     mine = shard(len(split), rank, world)
+    check_corrupted(models, bank, conds)  # every rank, before any sampling
     for c in dict.fromkeys([Condition(CLEAN, 0.0, config.seeds[0])] + conds):
         bank.write(out, c, mine)
     colours = mean_colours(Split(train.images[:config.dataset.flat_paint_images], train.labels[:config.dataset.flat_paint_images],

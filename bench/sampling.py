@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from scdm.labels import ClassTable
 from scdm.seeds import seed_for
 
 from .datasets import Split, flat_paint
@@ -35,9 +36,10 @@ class LabelBank:
     reference's scripts, corrupt the maps at the evaluation resolution.
     """
 
-    def __init__(self, split: Split, unlabeled: int):
+    def __init__(self, split: Split, unlabeled: int, table: ClassTable | None = None):
         self.split = split
         self.unlabeled = unlabeled
+        self.table = table  # the maps' encoding: kinds that need it (colour's palette) get it; None: their defaults
         self._cache: dict[Condition, np.ndarray] = {}
 
     def get(self, condition: Condition) -> np.ndarray:
@@ -60,11 +62,13 @@ class LabelBank:
             for i in range(len(self.split)):
                 out[i] = ds_from_original(torch.from_numpy(originals[i]), factor=factor, size=out.shape[1:]).numpy()
             return out
+        options = {} if self.table is None else noise_sim.encoding_options(c.corruption, self.table)
         for i in range(len(self.split)):
             g = torch.Generator().manual_seed(seed_for(c.seed, "corruption", i))
             out[i] = noise_sim.corrupt(
                 torch.from_numpy(self.split.labels[i]), c.corruption, severity=c.severity, generator=g,
-                instances=None if inst is None else torch.from_numpy(inst[i]), unlabeled=self.unlabeled).numpy()
+                instances=None if inst is None else torch.from_numpy(inst[i]), unlabeled=self.unlabeled,
+                **options).numpy()
         return out
 
     def write(self, run: Path, condition: Condition, indices: Sequence[int]) -> None:

@@ -21,7 +21,8 @@ from scdm.settings import SamplingSettings
 
 from .canvas import blank_label, canvas_value, make_brush, make_editor
 from .classes import LEGEND_OPEN_MAX, choice_of, class_choices, first_brush_id, hex_color, legend_html, parse_class
-from .handlers import Handlers, Models, describe_settings
+from .handlers import Handlers, describe_settings
+from .models import Models
 from .labelmap import MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE
 from .live import Live
 from .noise import corruption_choices, describe

@@ -11,8 +11,7 @@ import shutil
 import tempfile
 import threading
 import time
-import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,20 +22,21 @@ from PIL import Image
 
 from scdm.config import Sampler
 from scdm.label_io import index_png
-from scdm.pipeline import Pipeline
 from scdm.settings import SamplingSettings
 
 from . import explainer
 from .canvas import brush_update, canvas_value, decode_canvas
 from .classes import ClassTable, parse_class
-from .editing import EditBase, example_base, example_scene, examples_supported, picture_base, repaint_mask
+from .editing import EditBase, example_base, examples_supported, picture_base, repaint_mask
 from .labelmap import DecodedLabel, decode_file
+from .models import Models
 from .noise import NONE, apply_corruption, describe
 from .resegment import AUTO, Resegmented, Resegmenter, describe_scores, fmt_miou, summary
 from .runner import Inpaint, Preview, Result, estimate_seconds, generate, stream_models
-from .settings import (Controls, EditRecord, Request, SavedModel, image_digest, label_digest, parse_sampling, plain,
-                       read_settings, settings_json)
+from .settings import (Controls, EditRecord, Request, SavedModel, image_digest, parse_sampling, plain,
+                       settings_json)
 from .share import ModelRow, share_png
+from .replay import replay  # noqa: F401 - settings.json files name demo.handlers.replay
 from .templates import Examples, examples_for
 from .views import label_view, mask_view, strip, upscale
 
@@ -44,49 +44,6 @@ PREVIEW_SIDE = 128  # px per sample in the streamed previews
 KEEP_REQUESTS = 64  # download folders kept on disk; older ones are deleted
 LONG_RUN_SECONDS = 60.0  # expected generations longer than this wait for a second click on Generate
 CONFIRM_SECONDS = 600.0  # how long that second click may come after the first
-
-
-@dataclass(frozen=True)
-class Models:
-    """The pipelines side by side (either may be absent) and the label space they share."""
-
-    scdm: Pipeline | None
-    sdm: Pipeline | None
-    table: ClassTable
-    size: int  # model resolution in px
-
-    @classmethod
-    def of(cls, *pipes: Pipeline) -> Models:
-        """Sort pipelines into the SCDM and SDM slots and check that they read the same labels."""
-        scdm = [p for p in pipes if p.is_scdm]
-        sdm = [p for p in pipes if not p.is_scdm]
-        if not pipes or len(scdm) > 1 or len(sdm) > 1:
-            raise ValueError(f"give one SCDM and/or one SDM model; got {len(scdm)} SCDM and {len(sdm)} SDM "
-                             f"(an SCDM checkpoint has a label-diffusion schedule, SDM has 'none')")
-        first = pipes[0]
-        for p in pipes[1:]:
-            a, b = first.card, p.card
-            if (a.labels.raw_ids, a.labels.num_classes, a.labels.unlabeled_id, a.labels.unlabeled_to_null) != \
-                    (b.labels.raw_ids, b.labels.num_classes, b.labels.unlabeled_id, b.labels.unlabeled_to_null):
-                raise ValueError(f"{a.name!r} and {b.name!r} use different label encodings; compare models "
-                                 f"trained on the same dataset")
-            if a.unet.image_size != b.unet.image_size:
-                raise ValueError(f"{a.name!r} works at {a.unet.image_size} px and {b.name!r} at "
-                                 f"{b.unet.image_size} px; compare models of one resolution")
-        return cls(scdm[0] if scdm else None, sdm[0] if sdm else None,
-                   ClassTable.from_spec(first.card.labels), first.card.unet.image_size)
-
-    def slots(self) -> list[tuple[str, Pipeline | None]]:
-        """[("SCDM", pipe or None), ("SDM", pipe or None)] in display order."""
-        return [("SCDM", self.scdm), ("SDM", self.sdm)]
-
-    @property
-    def primary(self) -> Pipeline:
-        """The model whose schedule the explainer shows (SCDM when present)."""
-        return self.scdm or self.sdm  # type: ignore[return-value]
-
-    def names(self) -> dict[str, str]:
-        return {slot: (p.card.name or "unnamed") for slot, p in self.slots() if p is not None}
 
 
 @dataclass
@@ -121,65 +78,6 @@ def preview_image(p: Preview, side: int = PREVIEW_SIDE) -> np.ndarray:
         return top
     bottom = strip([upscale(y, side) for y in p.y_t])
     return np.concatenate([top, np.full((4, top.shape[1], 3), 255, np.uint8), bottom], 0)
-
-
-def replay(settings_file: str | Path, pipe: Pipeline, *, slot: str | None = None,
-           allow_other_weights: bool = False) -> np.ndarray:
-    """Re-run one model of a downloaded `settings.json` (its label PNG beside it): the same pixels as the demo.
-
-    `slot` ("SCDM" or "SDM") defaults to the pipeline's kind. The file names the weights that made each result
-    (`Pipeline.digest`); other weights are refused unless `allow_other_weights` (then a warning). Version-1 files
-    (older demos) record neither the weights nor the full settings: they replay with the card's current defaults
-    for the rest, with a warning.
-    """
-    path = Path(settings_file)
-    saved = read_settings(path.read_text())
-    slot = slot or ("SCDM" if pipe.is_scdm else "SDM")
-    if slot not in saved.models:
-        raise ValueError(f"{path} has no {slot} result (it has {sorted(saved.models)}); pass slot=")
-    entry = saved.models[slot]
-    name = pipe.card.name or "unnamed"
-    if entry.digest is None:
-        warnings.warn(f"{path} is a version-{saved.version} settings file without the weights digest, spacing, eta, "
-                      f"x̂0 extrapolation and dynamic thresholding: replaying {slot} with `{name}` and its card's "
-                      f"current defaults for those (the same images only if that card and weights made it)",
-                      stacklevel=2)
-    elif entry.digest != pipe.digest:
-        msg = (f"{slot}: {path.name} was made by `{entry.name}` with weights digest {entry.digest}, the loaded "
-               f"`{name}` has {pipe.digest}")
-        if not allow_other_weights:
-            raise ValueError(f"{msg}; pass allow_other_weights=True to replay anyway (the images will differ)")
-        warnings.warn(f"{msg}; replaying anyway (allow_other_weights), the images will differ", stacklevel=2)
-    table, size = ClassTable.from_spec(pipe.card.labels), pipe.card.unet.image_size
-    label = decode_file(path.parent / Path(saved.label_file).name, table, size).label
-    if saved.label_sha256 is not None and label_digest(label) != saved.label_sha256:
-        raise ValueError(f"{saved.label_file} beside {path} is not the label this result was made from "
-                         f"(its sha256 differs from label_sha256)")
-    r = saved.request
-    noisy = apply_corruption(label, r.corruption, r.severity, r.seed, table)
-    inpaint = None if saved.edit is None else _saved_inpaint(path, saved.edit, label, size)
-    return generate(pipe, noisy, replace(r, sampling=entry.settings), inpaint).images
-
-
-def _saved_inpaint(path: Path, edit: EditRecord, label: np.ndarray, size: int) -> Inpaint:
-    """An edit's known image and region: the PNGs beside `path` (version 3), or the example scene (version 2)."""
-    if edit.image_file is None:
-        if edit.example is None:
-            raise ValueError(f"{path}: the edit names neither an image file nor an example scene")
-        scene = example_scene(edit.example, size)
-        return Inpaint(scene.image, repaint_mask(scene.label.astype(np.int64), label))
-    if edit.mask_file is None:
-        raise ValueError(f"{path}: the edit names an image file but no mask_file")
-    with Image.open(path.parent / Path(edit.image_file).name) as im:
-        image = np.array(im.convert("RGB"))  # writable: torch.as_tensor warns on read-only arrays
-    if edit.image_sha256 is not None and image_digest(image) != edit.image_sha256:
-        raise ValueError(f"{edit.image_file} beside {path} is not the image this edit was made from (its sha256 "
-                         f"differs from image_sha256)")
-    with Image.open(path.parent / Path(edit.mask_file).name) as im:
-        mask = (np.asarray(im.convert("L")) > 127).astype(np.uint8)
-    if image.shape[:2] != (size, size) or mask.shape != (size, size):
-        raise ValueError(f"{path}: the edit's image and mask must be {size}x{size} px, the model's size")
-    return Inpaint(image, mask)
 
 
 def _duration(seconds: float) -> str:
@@ -363,7 +261,7 @@ class Handlers:
             if any(r.overlays for r in resegmented.values()):
                 footer.append("Second row of each model: magenta = painted as the corruption, green = painted as "
                               "intended, among the pixels the corruption changed to another class.")
-        footer.append("settings.json beside this picture reproduces the samples: demo.handlers.replay('settings.json', "
+        footer.append("settings.json beside this picture reproduces the samples: demo.replay.replay('settings.json', "
                       "scdm.load_pipeline(<model>)).")
         return share_png(header, inputs, rows, footer)
 

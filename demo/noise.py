@@ -7,7 +7,6 @@ import numpy as np
 import torch
 
 import noise_sim
-from scdm.datasets import DATASETS, dataset_labels
 from scdm.seeds import seed_for
 
 from .classes import ClassTable
@@ -37,16 +36,6 @@ def check_corruption(kind: Any, severity: float) -> tuple[str, float]:
     return kind.strip().lower(), float(severity)
 
 
-def palette_dataset(table: ClassTable) -> str:
-    """The dataset (`scdm.datasets.DATASETS`) whose classes and colours `table` has, for the colour corruption."""
-    for name in DATASETS:
-        known = ClassTable.from_spec(dataset_labels(name))
-        if known.raw_ids == table.raw_ids and known.colors == table.colors:
-            return name
-    raise ValueError("the colour corruption needs the model's palette to be a known dataset's "
-                     f"({', '.join(DATASETS)}); pick another corruption")
-
-
 def apply_corruption(label: np.ndarray, kind: str, severity: float, seed: int, table: ClassTable) -> np.ndarray:
     """(H, W) raw ids -> corrupted copy; deterministic in (kind, severity, seed); unlabeled = table.fill_id.
 
@@ -57,11 +46,8 @@ def apply_corruption(label: np.ndarray, kind: str, severity: float, seed: int, t
     if kind == NONE or severity == 0:
         return label.copy()
     gen = torch.Generator().manual_seed(seed_for(int(seed), "corruption", 0))
-    options = {}
-    if kind == "colour":  # colour-coded in the model's own palette, the way a user would save this map
-        options["dataset"] = palette_dataset(table)
     out = noise_sim.corrupt(torch.from_numpy(label), kind, severity=severity, generator=gen, unlabeled=table.fill_id,
-                            **options)
+                            **noise_sim.encoding_options(kind, table))  # colour: the model's own palette
     out = out.numpy().astype(np.int64)
     bad = table.invalid_ids(out)
     if bad:  # e.g. a confusion table that names classes this model does not have

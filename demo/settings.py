@@ -221,7 +221,7 @@ def settings_json(request: Request, *, models: dict[str, SavedModel], label: np.
         "label_file": label_file,
         "label_sha256": label_digest(label),
         "edit": None if edit is None else {k: v for k, v in to_json_value(edit).items() if v is not None},
-        "reproduce": "demo.handlers.replay('settings.json', scdm.load_pipeline(<model>)) -> the same images",
+        "reproduce": "demo.replay.replay('settings.json', scdm.load_pipeline(<model>)) -> the same images",
     }
     return json.dumps(doc, indent=1)
 

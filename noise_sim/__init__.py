@@ -6,11 +6,13 @@
 ``KINDS`` lists the registered names; ``resolve_params`` shows what a severity means for a kind.
 """
 
-from .registry import KINDS, PAPER_KINDS, REGISTRY, changed_fraction, corrupt, get_kind, resolve_params
+from .registry import (KINDS, PAPER_KINDS, REGISTRY, changed_fraction, corrupt, encoding_options, get_kind,
+                       resolve_params)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "KINDS", "PAPER_KINDS", "REGISTRY", "changed_fraction", "corrupt", "get_kind", "resolve_params",
+    "KINDS", "PAPER_KINDS", "REGISTRY", "changed_fraction", "corrupt", "encoding_options", "get_kind",
+    "resolve_params",
     "__version__",
 ]

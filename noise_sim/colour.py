@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from scdm.datasets import DATASETS as KNOWN_DATASETS
 from scdm.datasets import dataset_labels
 from scdm.label_io import FAR, snap_colors
 from scdm.labels import UNLABELED_COLOR, UNLABELED_NAME, ClassTable
@@ -44,6 +45,17 @@ def palette_table(dataset: str, unlabeled: int) -> ClassTable:
     entries.append((unlabeled, UNLABELED_NAME, UNLABELED_COLOR))
     ids, names, colors = zip(*entries)
     return ClassTable(ids, names, colors, fill_id=unlabeled, has_unlabeled=True)
+
+
+def palette_dataset(table: ClassTable) -> str:
+    """The dataset (`scdm.datasets.DATASETS`) whose classes and colours `table` has: the palette a user of that
+    encoding colour-codes with; ValueError for any other encoding."""
+    for name in KNOWN_DATASETS:
+        known = ClassTable.from_spec(dataset_labels(name))
+        if known.raw_ids == table.raw_ids and known.colors == table.colors:
+            return name
+    raise ValueError("the colour corruption needs the labels' palette to be a known dataset's "
+                     f"({', '.join(KNOWN_DATASETS)}); pick another corruption")
 
 
 def colour_code(labels: Tensor, table: ClassTable, dataset: str) -> np.ndarray:

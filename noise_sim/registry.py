@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from . import colour, geometric, mixture, painting, paper, regions, rng
 from .kind import Kind, is_real
+
+if TYPE_CHECKING:
+    from scdm.labels import ClassTable
 
 REGISTRY: dict[str, Kind] = {
     k.name: k
@@ -35,6 +38,13 @@ def get_kind(kind: str) -> Kind:
 def resolve_params(kind: str, severity: float | None = None, **params: Any) -> dict[str, Any]:
     """The full parameter dict ``corrupt`` would use for this kind and severity or parameters."""
     return get_kind(kind).resolve(None if severity is None else _check_severity(severity), params)
+
+
+def encoding_options(kind: str, table: ClassTable) -> dict[str, Any]:
+    """The options ``kind`` needs so that it writes only ids of ``table``'s encoding: ``colour`` colour-codes and
+    decodes with that encoding's palette (its default is ADE20K's); the other kinds need none."""
+    get_kind(kind)
+    return {"dataset": colour.palette_dataset(table)} if kind == colour.COLOUR.name else {}
 
 
 def corrupt(

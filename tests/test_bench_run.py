@@ -294,3 +294,41 @@ def test_ddim_eta_settings_are_separate_cells(assets, tmp_path: Path) -> None:
     assert [f.name.split("-")[0] for f in folders] == ["ddim_2steps_g1.5_eta1_fp32", "ddim_2steps_g1.5_fp32"]
     b, a = (np.stack([np.asarray(Image.open(p)) for p in sorted(f.rglob("*.png"))]) for f in folders)
     assert a.shape == b.shape == (4, 32, 32, 3) and (a != b).any()  # eta reaches the sampler
+
+
+def test_every_kind_writes_only_the_encodings_ids() -> None:
+    """The bank gives kinds the run's encoding (colour decodes with the world's palette, not ADE20K's 150 classes):
+    every kind at full severity keeps the world's ids, the ones the bundled models have classes for."""
+    import noise_sim
+    from bench.datasets import dataset_labels, load_eval
+    from bench.sampling import LabelBank
+    from bench.store import Condition
+    from scdm.labels import ClassTable, valid_ids
+
+    spec = DatasetSpec(world_scenes=6)
+    split = load_eval(spec, None, None)
+    world = dataset_labels(DatasetKind.EMBEDDED)
+    bank = LabelBank(split, 0, ClassTable.from_spec(world))
+    for kind in noise_sim.KINDS:
+        maps = bank.get(Condition(kind, 1.0, 0))
+        assert set(np.unique(maps).tolist()) <= valid_ids(world), kind
+        assert (maps != split.labels).any(), kind
+
+
+def test_a_corruption_writing_unknown_ids_stops_the_run_before_sampling() -> None:
+    """Without the encoding, colour decodes with ADE20K's palette and writes ids the world models lack: the check
+    that runs before sampling names the condition, the map and the model."""
+    from types import SimpleNamespace
+
+    from bench.datasets import dataset_labels, load_eval
+    from bench.run import check_corrupted
+    from bench.sampling import LabelBank
+    from bench.store import Condition
+
+    split = load_eval(DatasetSpec(world_scenes=4), None, None)
+    model = SimpleNamespace(labels=dataset_labels(DatasetKind.EMBEDDED), spec=SimpleNamespace(name="world-model"))
+    conds = [Condition("edge", 0.5, 0), Condition("colour", 1.0, 0)]
+    with pytest.raises(ValueError, match=r"corruption 'colour' at severity 1 wrote label ids \[.*\(first in .*\) that "
+                                         r"model 'world-model' has no class for"):
+        check_corrupted([model], LabelBank(split, 0, None), conds)
+    check_corrupted([model], LabelBank(split, 0, None), conds[:1])  # the other kinds pass

@@ -11,7 +11,8 @@ import torch
 
 from demo.app import build_app
 from demo.classes import ClassTable, class_choices, hex_color, parse_class
-from demo.handlers import Handlers, Models
+from demo.handlers import Handlers
+from demo.models import Models
 from demo.runner import estimate_seconds, forward_seconds
 from demo.settings import Request
 from demo.templates import FACES, STREETS, examples_for

@@ -14,7 +14,9 @@ from PIL import Image
 
 from demo.canvas import canvas_value
 from demo.editing import example_scene, repaint_mask
-from demo.handlers import Handlers, Models, replay
+from demo.handlers import Handlers
+from demo.models import Models
+from demo.replay import replay
 from demo.runner import Preview, stream_generate
 from demo.settings import CARD, SETTINGS_VERSION, Request, label_digest
 from demo.tiny import make_tiny_checkpoints
@@ -196,7 +198,7 @@ def test_version_1_settings_files_still_replay(handlers: Handlers, pipes) -> Non
                                       "guidance": 1.5, "seed": 7, "num_samples": 1},
            "models": {"SCDM": "tiny-scdm", "SDM": "tiny-sdm"}, "precision": "fp32", "label_file": "label.png",
            "label_sha256": label_digest(label), "edit": None,
-           "reproduce": "demo.handlers.replay('settings.json', scdm.load_pipeline(<model>)) -> the same images"}
+           "reproduce": "demo.replay.replay('settings.json', scdm.load_pipeline(<model>)) -> the same images"}
     path = files["settings.json"].with_name("settings_v1.json")
     path.write_text(json.dumps(old))
     for pipe, slot in zip(pipes, ("scdm", "sdm")):

@@ -13,7 +13,8 @@ import pytest
 
 from demo.canvas import canvas_value
 from demo.editing import example_scene
-from demo.handlers import Handlers, Models
+from demo.handlers import Handlers
+from demo.models import Models
 from demo.live import LIVE, Live, Sessions
 from demo.runner import Preview, Result, generate, generate_models, stream_models
 from demo.settings import Request

@@ -14,7 +14,8 @@ from bench.scoring import Plan, build_scorer
 from demo.canvas import canvas_value
 from demo.classes import ClassTable
 from demo.editing import example_scene
-from demo.handlers import Handlers, Models
+from demo.handlers import Handlers
+from demo.models import Models
 from demo.noise import apply_corruption
 from demo.resegment import (FOLLOWED_COLOR, INTENDED_COLOR, OFF, Resegmenter, Scores, choose_segmenter, overlay,
                             percent, score, summary)

@@ -260,3 +260,20 @@ def test_colour_palettes_and_unlabeled():
 def test_bad_parameters_raise_value_error(kind, params, message):
     with pytest.raises(ValueError, match=message):
         noise_sim.corrupt(world(1), kind, generator=gen(), **params)
+
+
+def test_encoding_options_give_colour_the_labels_palette() -> None:
+    """`encoding_options`: the one place that says what a kind needs to write only an encoding's ids (the demo and
+    the bench both call it)."""
+    from scdm.datasets import dataset_labels
+    from scdm.labels import ClassTable
+
+    world, ade = (ClassTable.from_spec(dataset_labels(n)) for n in ("embedded", "ade20k"))
+    assert noise_sim.encoding_options("colour", world) == {"dataset": "embedded"}
+    assert noise_sim.encoding_options("colour", ade) == {"dataset": "ade20k"}
+    assert all(noise_sim.encoding_options(k, world) == {} for k in noise_sim.KINDS if k != "colour")
+    other = ClassTable((0, 1, 2), ("a", "b", "c"), ((1, 2, 3), (4, 5, 6), (7, 8, 9)), fill_id=0, has_unlabeled=False)
+    with pytest.raises(ValueError, match="known dataset's"):
+        noise_sim.encoding_options("colour", other)
+    with pytest.raises(ValueError, match="unknown kind"):
+        noise_sim.encoding_options("smudge", world)
