@@ -2,8 +2,9 @@
 
 Starts `python -m demo` (the bundled models) on a free port, opens it in headless chromium through Playwright,
 paints `--strokes` strokes on the canvas and times each from the end of the stroke (the page's `pointerup`) to
-both live images loaded in the page, then clicks Refine `--refines` times and times each model's gallery from the
-click to all its images loaded. Prints the distribution and ends with one line:
+both live images loaded in the page, then clicks Refine `--refines` times and times each model from its start on the
+page (the "sampling ..." line under its gallery: on a CPU the models run one after the other) to all its images
+loaded, and from the click. Prints the distributions and ends with one line (Refine: per model, from its start):
 
     live: median X s, p90 Y s; generate: SCDM A s, SDM B s
 
@@ -39,7 +40,7 @@ GALLERIES = {"SCDM": "scdm-gallery", "SDM": "sdm-gallery"}
 # In the page: the time of the last pointerup, every image that finished loading in the live views (src, time),
 # and per gallery the time all its images were loaded again after Refine emptied it.
 INSTRUMENT = """([liveIds, galleries]) => {
-  const rec = window.__scdm = {up: 0, live: {}, click: 0, done: {}, emptied: {}};
+  const rec = window.__scdm = {up: 0, live: {}, click: 0, done: {}, emptied: {}, started: {}};
   document.addEventListener('pointerup', () => { rec.up = performance.now(); }, true);
   const watch = (root, fn) => { fn(); new MutationObserver(fn).observe(root, {subtree: true, childList: true,
     attributes: true, attributeFilter: ['src']}); };
@@ -56,6 +57,10 @@ INSTRUMENT = """([liveIds, galleries]) => {
     }));
   }
   for (const [slot, id] of Object.entries(galleries)) {
+    const scores = document.getElementById(id.replace('gallery', 'scores'));
+    new MutationObserver(() => {
+      if (rec.click && !rec.started[slot] && /sampling/.test(scores.innerText)) rec.started[slot] = performance.now();
+    }).observe(scores, {subtree: true, childList: true, characterData: true});
     const root = document.getElementById(id);
     const check = () => {
       if (!rec.click) return;
@@ -69,7 +74,7 @@ INSTRUMENT = """([liveIds, galleries]) => {
     watch(root, check);
   }
   document.getElementById('generate').addEventListener('click', () => {
-    rec.click = performance.now(); rec.done = {}; rec.emptied = {};
+    rec.click = performance.now(); rec.done = {}; rec.emptied = {}; rec.started = {};
   }, true);
 }"""
 
@@ -133,15 +138,18 @@ def live_latency(page, k: int) -> float:
     return (max(times) - up) / 1000
 
 
-def refine_seconds(page, samples: int) -> dict[str, float]:
-    """Seconds from a click on Refine to each model's gallery showing all its new images."""
+def refine_seconds(page, samples: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Per model, seconds from its start on the page ("SCDM: sampling ..." under its gallery; one model after the
+    other, the second starts when the first is done) to its gallery showing all its new images; and from the click
+    on Refine to the same."""
     page.evaluate(f"window.__scdm.expect = {samples}")
     page.locator("#generate").click()
     page.wait_for_function("slots => slots.every(s => window.__scdm.done[s])", arg=list(GALLERIES),
                            timeout=WAIT_MS * 3)
-    done, click = page.evaluate("[window.__scdm.done, window.__scdm.click]")
+    done, started, click = page.evaluate("[window.__scdm.done, window.__scdm.started, window.__scdm.click]")
     page.wait_for_function("() => /images in/.test(document.getElementById('info').innerText)", timeout=WAIT_MS)
-    return {slot: (done[slot] - click) / 1000 for slot in GALLERIES}
+    own = {slot: (done[slot] - started.get(slot, click)) / 1000 for slot in GALLERIES}
+    return own, {slot: (done[slot] - click) / 1000 for slot in GALLERIES}
 
 
 def measure(url: str, strokes: int, refines: int, samples: int) -> tuple[list[float], list[dict[str, float]]]:
@@ -163,12 +171,15 @@ def measure(url: str, strokes: int, refines: int, samples: int) -> tuple[list[fl
                 print(f"stroke {k + 1:2d}: live images after {live[-1]:.2f} s"
                       + (f" (sampling on the server: {m.group(1)} s)" if m else ""), flush=True)
                 page.wait_for_timeout(300)  # let the label views settle
-            gen = []
+            gen, total = [], []
             for k in range(refines):
-                gen.append(refine_seconds(page, samples))
-                print(f"refine {k + 1}: " + ", ".join(f"{s} {v:.2f} s" for s, v in gen[-1].items()), flush=True)
+                own, since_click = refine_seconds(page, samples)
+                gen.append(own)
+                total.append(since_click)
+                print(f"refine {k + 1}: " + ", ".join(f"{s} {v:.2f} s (done {since_click[s]:.2f} s after the click)"
+                                                      for s, v in own.items()), flush=True)
                 page.wait_for_timeout(500)
-            return live, gen
+            return live, gen, total
         finally:
             browser.close()
 
@@ -184,19 +195,20 @@ def main() -> None:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium (or set SCDM_CHROMIUM)")
     if args.url:
-        live, gen = measure(args.url.rstrip("/"), args.strokes, args.refines, args.samples)
+        live, gen, total = measure(args.url.rstrip("/"), args.strokes, args.refines, args.samples)
     else:
         try:
             with demo_server([] if args.threads is None else ["--threads", str(args.threads)]) as url:
-                live, gen = measure(url, args.strokes, args.refines, args.samples)
+                live, gen, total = measure(url, args.strokes, args.refines, args.samples)
         except RuntimeError as e:
             raise SystemExit(str(e)) from None
     q = np.percentile(live, [0, 50, 90, 100])
     print(f"\nlive, {len(live)} strokes: min {q[0]:.2f} s, median {q[1]:.2f} s, p90 {q[2]:.2f} s, max {q[3]:.2f} s")
     med = {slot: float(np.median([g[slot] for g in gen])) for slot in GALLERIES}
     for slot in GALLERIES:
-        print(f"refine {slot}, {len(gen)} clicks: " + ", ".join(f"{g[slot]:.2f}" for g in gen)
-              + f" s; median {med[slot]:.2f} s")
+        print(f"refine {slot}, {len(gen)} clicks, from its start: " + ", ".join(f"{g[slot]:.2f}" for g in gen)
+              + f" s; median {med[slot]:.2f} s; from the click: median "
+              f"{float(np.median([t[slot] for t in total])):.2f} s")
     print(f"live: median {q[1]:.2f} s, p90 {q[2]:.2f} s; generate: SCDM {med['SCDM']:.2f} s, SDM {med['SDM']:.2f} s")
 
 

@@ -25,6 +25,7 @@ from .handlers import Handlers, describe_settings
 from .models import Models
 from .labelmap import MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE
 from .live import Live
+from .runner import RunPlan
 from .noise import corruption_choices, describe
 from .resegment import AUTO, OFF
 from .settings import CARD, MAX_SAMPLES, MAX_SEED, Controls, Request, plain
@@ -54,15 +55,31 @@ CSS = """
 #   copy a hidden image that the server writes in (LOAD_CANVAS) and set the brush (`_class_picker`);
 # - listening to its `change` or `input` exports it twice per stroke and misses the first stroke; instead the page
 #   clicks a hidden button after every stroke (a pointer pressed on the canvas is released, WATCH_CANVAS) and after
-#   every programmatic change, and that click copies the composite out once.
+#   every programmatic change, and that click copies the composite out once;
+# - the editor exports each image with `canvas.toBlob`, which Chromium encodes in an idle period of the page; the
+#   canvas's render loop keeps the page busy for ~0.4 s after a stroke, so the first export waited that long (measured
+#   in headless chromium: 420 ms for the first of three 256 px PNGs, 2-7 ms for the others). The page encodes PNGs at
+#   once instead (`toDataURL`: the same lossless PNG, SYNC_TO_BLOB).
 CANVAS_CHANGED = "canvas-changed"
 CLICK_CHANGED = f"() => document.getElementById('{CANVAS_CHANGED}')?.click()"
 COPY_COMPOSITE = "(value) => value?.composite ?? value?.background ?? null"
 LOAD_CANVAS = "(image) => image ? {background: image, layers: [], composite: image} : undefined"
-WATCH_CANVAS = f"""() => {{
+SYNC_TO_BLOB = """
+  const toBlob = HTMLCanvasElement.prototype.toBlob;
+  HTMLCanvasElement.prototype.toBlob = function (callback, type, quality) {
+    if (type && type !== 'image/png') return toBlob.call(this, callback, type, quality);
+    const url = this.toDataURL('image/png');
+    const bytes = atob(url.slice(url.indexOf(',') + 1));
+    const buffer = new Uint8Array(bytes.length);
+    for (let i = 0; i < bytes.length; i++) buffer[i] = bytes.charCodeAt(i);
+    const blob = new Blob([buffer], {type: 'image/png'});
+    setTimeout(() => callback(blob), 0);
+  };
+"""
+WATCH_CANVAS = f"""() => {{{SYNC_TO_BLOB}
   let down = false;
   document.addEventListener('pointerdown', e => {{ down = !!e.target.closest('#canvas'); }}, true);
-  document.addEventListener('pointerup', () => {{ if (down) {{ down = false; setTimeout({CLICK_CHANGED}, 30); }} }},
+  document.addEventListener('pointerup', () => {{ if (down) {{ down = false; setTimeout({CLICK_CHANGED}, 0); }} }},
                             true);
 }}"""
 
@@ -423,46 +440,48 @@ def _api(h: Handlers, res: Results, gen_kw: dict) -> None:
 
 
 def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, sampling: SamplingSettings | None = None,
-              min_preview_interval: float = 0.5, concurrency: int = 1, segmenter: str | None = AUTO) -> gr.Blocks:
+              min_preview_interval: float = 0.5, concurrency: int = 1, segmenter: str | None = AUTO,
+              refine: RunPlan = RunPlan(), live: RunPlan = RunPlan()) -> gr.Blocks:
     """The demo page for one or two pipelines (the SCDM and SDM slots are chosen by each model's card).
 
     The sampling controls start at the models' card defaults on any device; `sampling` sets some for the whole
     server (e.g. `SamplingSettings(precision="fp32")`; None fields stay with the cards). A ValueError if a model
     cannot run them here. `segmenter` re-segments the samples (`resegment.choose_segmenter`: AUTO is the bench's
     segmenter for the models' dataset when it is on disk, "none" turns it off); one that is named is loaded here,
-    so that a wrong one fails before the page is served.
+    so that a wrong one fails before the page is served. `refine` and `live` say how the two models share the
+    CPU for Refine (and the edit tab) and for the live images (`runner.RunPlan`; default: side by side).
     """
     models = Models.of(*[p for p in (scdm, sdm) if p is not None])
     device = models.primary.device
     h = Handlers(models, min_preview_interval=min_preview_interval, sampling=sampling or SamplingSettings(),
-                 segmenter=segmenter)
+                 segmenter=segmenter, refine=refine)
     if segmenter not in (None, AUTO, OFF):
         h.resegmenter.load()
-    live = Live(h)
+    live_images = Live(h, plan=live)
     for slot, p in models.slots():
         if p is not None:
             p.resolve(h.sampling)  # a setting this device cannot run fails here, not at the first request
             log.info("%s %s: weights digest %s", slot, p.card.name, p.digest)  # hashed once, for settings.json
     defaults = Request()
     start = h.examples.labels[0] if h.examples_available() else None
-    gen_kw = dict(concurrency_id="models", concurrency_limit=concurrency)  # generations share one queue slot
+    gen_kw = dict(concurrency_id="models", concurrency_limit=concurrency, show_progress="hidden")
 
     with gr.Blocks(title="SCDM vs SDM", delete_cache=(3600, 3600)) as app:
-        app.handlers, app.live = h, live  # for tests and for cleanup at exit
+        app.handlers, app.live = h, live_images  # for tests and for cleanup at exit
         app.load(None, None, None, js=WATCH_CANVAS)
         gr.Markdown(INTRO + "\nModels: " + ", ".join(f"**{k}** `{v}`" for k, v in models.names().items())
                     + f" · {models.size} px · {len(h.table.class_ids)} classes · {device.type}")
         settings = _settings_row(h)
         with gr.Tabs():
             with gr.Tab("Draw & generate", id="draw"):
-                draw = _draw_tab(h, live, settings, defaults, start, gen_kw)
+                draw = _draw_tab(h, live_images, settings, defaults, start, gen_kw)
             with gr.Tab("Edit a picture", id="edit"):
                 _edit_tab(h, settings, start, gen_kw)
             with gr.Tab("Label Diffusion", id="explainer"):
                 ld = _explainer_tab(h)
         _api(h, draw["results"], gen_kw)
 
-        _wire_label_views(app, h, live, draw, settings, ld)
+        _wire_label_views(app, h, live_images, draw, settings, ld)
     return app
 
 
@@ -472,7 +491,8 @@ def _wire_label_views(app: gr.Blocks, h: Handlers, live: Live, draw: dict[str, A
 
     An unqueued mark comes first and returns at once (for a stroke: when the page clicks the canvas's hidden button,
     WATCH_CANVAS): it stops the session's running live images at their next step. Then one event reads the canvas's
-    composite (copied out by the page), shows the label views and samples the live images; `always_last` keeps at
+    composite (copied out by the page), starts the live images, shows the label views while they sample, then the
+    images; `always_last` keeps at
     most one such event waiting per session, and it reads the newest composite and knobs when it starts.
     """
     views = {"decoded": draw["decoded"], "report": draw["canvas_report"], "corrupted": draw["corrupted"],
@@ -486,15 +506,17 @@ def _wire_label_views(app: gr.Blocks, h: Handlers, live: Live, draw: dict[str, A
     def on_change(image: Any, corruption: Any, severity: Any, seed: Any, t: Any, on: bool,
                   request: gr.Request) -> Iterator[dict[str, Any]]:
         value = None if image is None else {"composite": image}
-        yield dict(zip(views, h.refresh(value, corruption, severity, seed, t)))
+        shown = dict(zip(views, h.refresh(value, corruption, severity, seed, t)))
         if not on:
-            yield {"live info": "Live mode is off: press **Refine** for images."}
+            yield {**shown, "live info": "Live mode is off: press **Refine** for images."}
             return
-        try:
-            out = live.run(request.session_hash or "", value, corruption, severity, seed)
+        try:  # sampling starts before the label views go out
+            job = live.start(request.session_hash or "", value, corruption, severity, seed)
         except ValueError as e:
-            yield {"live info": f"⚠️ Live: {e}"}
+            yield {**shown, "live info": f"⚠️ Live: {e}"}
             return
+        yield shown
+        out = job.result()
         if out is not None:  # None: superseded (the event with the newest input is next) or already on screen
             yield {**{f"live {k}": im for k, im in enumerate(out.images.values())}, "live info": out.info}
 

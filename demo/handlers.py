@@ -32,7 +32,7 @@ from .labelmap import DecodedLabel, decode_file
 from .models import Models
 from .noise import NONE, apply_corruption, describe
 from .resegment import AUTO, Resegmented, Resegmenter, describe_scores, fmt_miou, summary
-from .runner import Inpaint, Preview, Result, estimate_seconds, generate, stream_models
+from .runner import Inpaint, Preview, Result, RunPlan, Started, estimate_seconds, generate, stream_models
 from .settings import (Controls, EditRecord, Request, SavedModel, image_digest, parse_sampling, plain,
                        settings_json)
 from .share import ModelRow, share_png
@@ -106,6 +106,7 @@ class Handlers:
     # re-segmentation of the samples: a bench.segmenter.load_segmenter source, "none" (off), or AUTO (the bench's
     # segmenter for the checkpoint's dataset when it is on disk; `resegment.choose_segmenter`)
     segmenter: str | None = AUTO
+    refine: RunPlan = RunPlan()  # how Refine and the edit tab share the CPU between the models (`python -m demo`)
     _asked: dict = field(default_factory=dict)  # long requests warned about -> when (a repeat within CONFIRM_SECONDS runs)
 
     @property
@@ -408,9 +409,10 @@ class Handlers:
 
     def estimate(self, request: Request, resolved: dict[str, SamplingSettings]) -> tuple[float, str]:
         """(seconds, text): the expected wall time of `request` on the loaded models, from one timed forward each
-        (the models sample side by side, each timed with its share of the CPU threads: the slower one's time)."""
-        seconds = max(estimate_seconds(pipe, resolved[slot], request.num_samples)
-                      for slot, pipe in self.models.slots() if pipe is not None)
+        (timed with this process's threads: side by side the slower model's time, one after the other the sum)."""
+        each = [estimate_seconds(pipe, resolved[slot], request.num_samples)
+                for slot, pipe in self.models.slots() if pipe is not None]
+        seconds = max(each) if self.refine.side_by_side else sum(each)
         steps = "/".join(dict.fromkeys(str(r.steps) for r in resolved.values()))
         per = " per model" if len(resolved) > 1 else ""
         device = self.models.primary.device.type
@@ -460,21 +462,27 @@ class Handlers:
         yield {"SCDM gallery": [], "SDM gallery": [], "SCDM reseg": [], "SDM reseg": [], "SCDM scores": "",
                "SDM scores": "", "compare": [], "files": None, "info": f"sampling ... ({note})"}
         pipes = {slot: pipe for slot, pipe in self.models.slots() if pipe is not None}
-        # both models sample side by side: previews and results arrive as they come, in any order
+        # side by side (previews and results in any order) or one after the other (`self.refine`)
         for slot, ev in stream_models(pipes, label, request, self.table, inpaint=inpaint,
-                                      min_interval=self.min_preview_interval):
-            if isinstance(ev, Preview):
+                                      min_interval=self.min_preview_interval, plan=self.refine):
+            if isinstance(ev, Started):
+                yield {f"{slot} scores": f"{slot}: sampling {request.num_samples} images ..."}
+            elif isinstance(ev, Preview):
                 yield {f"{slot} preview": preview_image(ev),
                        "info": f"sampling {slot}: step {ev.step + 1}/{ev.num_steps} (t = {ev.t}); {note}"}
             else:
                 results[slot] = ev
                 yield {f"{slot} gallery": [(upscale(im), f"{slot} #{k}") for k, im in enumerate(ev.images)],
-                       **({"info": f"re-segmenting the {slot} images ..."} if self.resegmenter.available else {})}
-                seg, update = self.resegment(slot, ev.images, clean, label)
-                if seg is not None:
-                    resegmented[slot] = seg
-                yield update
+                       f"{slot} scores": f"{slot}: done in {ev.seconds:.1f} s"}
         results = {slot: results[slot] for slot in pipes if slot in results}  # SCDM first in the info and files
+        # re-segmented once every model is done: the segmenter does not take CPU from a model still sampling
+        for slot, r in results.items():
+            if self.resegmenter.available:
+                yield {"info": f"re-segmenting the {slot} images ..."}
+            seg, update = self.resegment(slot, r.images, clean, label)
+            if seg is not None:
+                resegmented[slot] = seg
+            yield update
         resegmented = {slot: resegmented[slot] for slot in pipes if slot in resegmented}
         extra = f"{note} beforehand"
         if base is not None and inpaint is not None:

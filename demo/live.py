@@ -1,8 +1,9 @@
 """Live mode: while the user paints, one SCDM and one SDM image at a few-step setting; the newest input wins.
 
 Every change of the canvas or of the corruption first `Live.mark`s the user's browser session (an unqueued event
-that returns at once), then runs the label views and `Live.run` in one queued event (`trigger_mode="always_last"`
-keeps at most one waiting per session, so no queue builds up; it reads the newest input when it starts). A run
+that returns at once), then one queued event (`trigger_mode="always_last"` keeps at most one waiting per session,
+so no queue builds up; it reads the newest input when it starts) starts the run (`Live.start`), sends the label
+views while it samples, and sends its images. A run
 samples both models side by side, one image each from the same seed (the first image Refine makes), and checks at
 every sampler step that its session has no newer mark: a superseded run stops at its next step and leaves the
 images as they are, and the waiting event, with the newest input, starts at once. Sessions are independent: one
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -27,7 +29,7 @@ from scdm.settings import SamplingSettings
 
 from .handlers import Handlers
 from .noise import apply_corruption
-from .runner import Result, generate_models
+from .runner import Result, RunPlan, generate_models
 from .settings import Request, label_digest
 from .views import upscale
 
@@ -82,11 +84,13 @@ class LiveResult:
 class Live:
     """Live images for one set of `Handlers` (its models, label decoding and the server's settings)."""
 
-    def __init__(self, handlers: Handlers, settings: SamplingSettings = LIVE):
+    def __init__(self, handlers: Handlers, settings: SamplingSettings = LIVE, plan: RunPlan = RunPlan()):
         self.handlers = handlers
+        self.plan = plan  # how the two models share the CPU (`python -m demo`: side by side, one thread each)
         self.settings = replace(handlers.sampling, **settings.given())  # the server's precision etc. still apply
         self.sessions = Sessions()
         self._sampling = threading.Lock()  # one live run samples at a time
+        self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scdm-demo-live")  # = its event's limit
         for _, pipe in handlers.models.slots():
             if pipe is not None:
                 pipe.resolve(self.settings)  # a setting a model cannot run fails at start-up
@@ -106,6 +110,12 @@ class Live:
         """Images for the canvas `value` under the corruption; None when a newer input for `session` arrived
         meanwhile or when its images already show this input. A user error (empty canvas, bad severity) is a
         ValueError."""
+        return self.start(session, value, corruption, severity, seed).result()
+
+    def start(self, session: str, value: dict[str, Any] | None, corruption: Any, severity: Any,
+              seed: Any) -> Future:
+        """`run` in the background: the label is decoded and corrupted here (a user error is a ValueError now),
+        the sampling runs on a worker thread while the caller sends the label views; `.result()` is `run`'s."""
         ticket = self.sessions.latest(session)
         h = self.handlers
         label = h.decode_editor(value).label
@@ -113,11 +123,17 @@ class Live:
         noisy = apply_corruption(label, request.corruption, request.severity, request.seed, h.table)
         key = (label_digest(noisy), request.seed)
         if self.sessions.shown(session) == key:
-            return None
-        out = self.sample(noisy, request, lambda: self.sessions.latest(session) != ticket)
-        if out is not None:
-            self.sessions.show(session, key)
-        return out
+            done: Future = Future()
+            done.set_result(None)
+            return done
+
+        def job() -> LiveResult | None:
+            out = self.sample(noisy, request, lambda: self.sessions.latest(session) != ticket)
+            if out is not None:
+                self.sessions.show(session, key)
+            return out
+
+        return self._workers.submit(job)
 
     def sample(self, label: np.ndarray, request: Request,
                stop: Callable[[], bool] | None = None) -> LiveResult | None:
@@ -125,7 +141,7 @@ class Live:
         pipes = {slot: pipe for slot, pipe in self.handlers.models.slots() if pipe is not None}
         with self._sampling:
             start = time.perf_counter()
-            results: dict[str, Result] | None = generate_models(pipes, label, request, stop=stop)
+            results: dict[str, Result] | None = generate_models(pipes, label, request, stop=stop, plan=self.plan)
         if results is None:
             return None
         seconds = time.perf_counter() - start

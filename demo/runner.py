@@ -1,7 +1,8 @@
 """Sampling the models for the UI: worker threads run `Pipeline.generate`, their callbacks stream previews.
 
-`stream_models` samples every model side by side, one worker thread each (`python -m demo` gives each model its
-share of the CPU threads), and yields `(slot, Preview)` (x̂_0 and the diffused label y_t of every sample, at most
+`stream_models` samples every model side by side, one worker thread each, or one after the other (`RunPlan`; on a
+CPU `python -m demo` runs Refine one model after the other with every thread, each model in its own process,
+`workers.RemotePipeline`), and yields `(slot, Preview)` (x̂_0 and the diffused label y_t of every sample, at most
 one per model every `min_interval` seconds) and `(slot, Result)` as each model finishes; `stream_generate` is the
 same for one model. Closing the iterator early (the browser left) stops the samplers at their next step.
 `generate_models` is the live path: no previews, a `stop()` check at every step. `estimate_seconds` predicts a
@@ -59,6 +60,21 @@ class Inpaint:
     mask: np.ndarray  # (H, W) 1 = regenerate
 
 
+@dataclass(frozen=True)
+class Started:
+    """A model begins sampling (one after the other, the second starts when the first is done)."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How the models of one request share the CPU: side by side (a worker thread each) or one after the other,
+    and the torch threads each call gets (None: the process's own; a number needs `workers.RemotePipeline`s,
+    whose processes each have their own thread count)."""
+
+    side_by_side: bool = True
+    threads: int | None = None
+
+
 class Cancelled(Exception):
     """Raised inside the sampler callback when the consumer has gone away."""
 
@@ -114,18 +130,20 @@ def generate(pipe: Pipeline, label: np.ndarray, request: Request, inpaint: Inpai
     return Result(images, time.perf_counter() - start)
 
 
-def _generate_kwargs(request: Request, inpaint: Inpaint | None) -> dict:
+def _generate_kwargs(request: Request, inpaint: Inpaint | None, plan: RunPlan = RunPlan()) -> dict:
     """`Pipeline.generate` arguments besides the labels: only the settings that were set, the card does the rest."""
     seeds = [seed_for(request.seed, "sample", 0, j) for j in range(request.num_samples)]  # the bench's label 0
     kw = {"num_samples": request.num_samples, "seed": seeds, "settings": request.sampling}
+    if plan.threads is not None:
+        kw["threads"] = plan.threads
     if inpaint is not None:
         kw.update(inpaint_image=inpaint.image[None], inpaint_mask=inpaint.mask[None])
     return kw
 
 
 def generate_models(pipes: dict[str, Pipeline], label: np.ndarray, request: Request, *,
-                    stop: Callable[[], bool] | None = None) -> dict[str, Result] | None:
-    """`generate` for several models at once, one worker thread each (the live path: no previews).
+                    stop: Callable[[], bool] | None = None, plan: RunPlan = RunPlan()) -> dict[str, Result] | None:
+    """`generate` for several models, by default side by side, one worker thread each (the live path: no previews).
 
     `stop()` is asked at every sampler step of every model; once it is true the run ends early and returns None.
     """
@@ -138,16 +156,19 @@ def generate_models(pipes: dict[str, Pipeline], label: np.ndarray, request: Requ
 
     results: dict[str, Result | BaseException] = {}
 
-    def work(slot: str, pipe: Pipeline) -> None:
-        start = time.perf_counter()
-        try:
-            images = pipe.generate(label[None], **_generate_kwargs(request, None), callback=callback)
-            results[slot] = Result(images, time.perf_counter() - start)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-            results[slot] = e
+    def work(*items: tuple[str, Pipeline]) -> None:
+        for slot, pipe in items:
+            start = time.perf_counter()
+            try:
+                images = pipe.generate(label[None], **_generate_kwargs(request, None, plan), callback=callback)
+                results[slot] = Result(images, time.perf_counter() - start)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                results[slot] = e
+                return
 
-    workers = [threading.Thread(target=work, args=item, name=f"scdm-demo-live-{item[0]}", daemon=True)
-               for item in pipes.items()]
+    groups = [[item] for item in pipes.items()] if plan.side_by_side else [list(pipes.items())]
+    workers = [threading.Thread(target=work, args=group, name=f"scdm-demo-live-{group[0][0]}", daemon=True)
+               for group in groups]
     for w in workers:
         w.start()
     for w in workers:
@@ -161,15 +182,17 @@ def generate_models(pipes: dict[str, Pipeline], label: np.ndarray, request: Requ
 
 
 def stream_models(pipes: dict[str, Pipeline], label: np.ndarray, request: Request, table: ClassTable, *,
-                  inpaint: Inpaint | None = None, min_interval: float = 0.2) -> Iterator[tuple[str, Preview | Result]]:
-    """(slot, Preview) while the models sample `label` side by side, one worker thread each, and (slot, Result)
-    as each one finishes; at most one preview per model every `min_interval` s (the newest step, stale ones are
-    dropped). A sampler error is re-raised here; closing the iterator stops every model at its next step."""
+                  inpaint: Inpaint | None = None, min_interval: float = 0.2,
+                  plan: RunPlan = RunPlan()) -> Iterator[tuple[str, Started | Preview | Result]]:
+    """(slot, Started) as each model begins, (slot, Preview) while it samples `label` and (slot, Result) when it
+    is done: side by side, one worker thread each, or one after the other in `pipes`' order (`plan`); at most one
+    preview per model every `min_interval` s (the newest step, stale ones are dropped). A sampler error is
+    re-raised here; closing the iterator stops every model at its next step (and starts no other)."""
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
     n = request.num_samples
 
-    def start(slot: str, pipe: Pipeline) -> threading.Thread:
+    def run(slot: str, pipe: Pipeline) -> bool:
         ids = channel_ids(pipe)
         built = [float("-inf")]  # when the last preview was built: previews cost time, so one per interval
 
@@ -183,19 +206,26 @@ def stream_models(pipes: dict[str, Pipeline], label: np.ndarray, request: Reques
             y = None if info.y_t is None else np.stack([onehot_view(info.y_t[i], table, ids) for i in range(n)])
             events.put((slot, Preview(info.step, info.num_steps, info.t, x0_preview(info.x0[:n]), y)))
 
-        def work() -> None:
-            t0 = time.perf_counter()
-            try:
-                images = pipe.generate(label[None], **_generate_kwargs(request, inpaint), callback=callback)
-                events.put((slot, Result(images, time.perf_counter() - t0)))
-            except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
-                events.put((slot, e))
+        events.put((slot, Started()))
+        t0 = time.perf_counter()
+        try:
+            images = pipe.generate(label[None], **_generate_kwargs(request, inpaint, plan), callback=callback)
+            events.put((slot, Result(images, time.perf_counter() - t0)))
+            return True
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            events.put((slot, e))
+            return False
 
-        worker = threading.Thread(target=work, name=f"scdm-demo-sampler-{slot}".rstrip("-"), daemon=True)
-        worker.start()
-        return worker
+    def work(*items: tuple[str, Pipeline]) -> None:
+        for slot, pipe in items:
+            if stop.is_set() or not run(slot, pipe):
+                return
 
-    workers = [start(slot, pipe) for slot, pipe in pipes.items()]
+    groups = [[item] for item in pipes.items()] if plan.side_by_side else [list(pipes.items())]
+    workers = [threading.Thread(target=work, args=group, name=f"scdm-demo-sampler-{group[0][0]}".rstrip("-"),
+                                daemon=True) for group in groups]
+    for w in workers:
+        w.start()
     pending, last = set(pipes), dict.fromkeys(pipes, 0.0)
     try:
         while pending:
@@ -208,6 +238,8 @@ def stream_models(pipes: dict[str, Pipeline], label: np.ndarray, request: Reques
                     raise item
                 if isinstance(item, Result):
                     pending.discard(slot)
+                    yield slot, item
+                elif isinstance(item, Started):
                     yield slot, item
                 elif newest[slot] == i and time.perf_counter() - last[slot] >= min_interval:
                     last[slot] = time.perf_counter()
@@ -222,4 +254,5 @@ def stream_generate(pipe: Pipeline, label: np.ndarray, request: Request, table: 
                     inpaint: Inpaint | None = None, min_interval: float = 0.2) -> Iterator[Preview | Result]:
     """Previews while `pipe` samples `label`, then the `Result`; sampler errors are re-raised here."""
     for _, event in stream_models({"": pipe}, label, request, table, inpaint=inpaint, min_interval=min_interval):
-        yield event
+        if not isinstance(event, Started):
+            yield event

@@ -150,6 +150,35 @@ def test_stream_models_runs_both_models_and_reports_each(pipes) -> None:
     assert not any(t.name.startswith("scdm-demo-sampler") and t.is_alive() for t in threading.enumerate())
 
 
+def test_one_after_the_other_starts_the_second_model_when_the_first_is_done(pipes) -> None:
+    """Refine's CPU plan: SCDM starts, streams and finishes before SDM starts; the same pixels as side by side."""
+    from demo.classes import ClassTable
+    from demo.runner import RunPlan, Started
+
+    label = example_scene(5, SIZE).label
+    request = Request(num_samples=2, seed=4, sampling=SamplingSettings(steps=3))
+    table = ClassTable.from_spec(pipes[0].card.labels)
+    events = list(stream_models({"SCDM": pipes[0], "SDM": pipes[1]}, label, request, table, min_interval=0.0,
+                                plan=RunPlan(side_by_side=False)))
+    kinds = [(slot, type(ev).__name__) for slot, ev in events]
+    assert kinds[0] == ("SCDM", "Started") and kinds[-1] == ("SDM", "Result")
+    assert kinds.index(("SCDM", "Result")) < kinds.index(("SDM", "Started"))
+    assert {k for k in kinds[:kinds.index(("SCDM", "Result"))]} <= {("SCDM", "Started"), ("SCDM", "Preview")}
+    results = {slot: ev for slot, ev in events if isinstance(ev, Result)}
+    for slot, pipe in zip(("SCDM", "SDM"), pipes):
+        np.testing.assert_array_equal(results[slot].images, generate(pipe, label, request).images)
+    assert sum(isinstance(ev, Started) for _, ev in events) == 2
+    one = generate_models({"SCDM": pipes[0], "SDM": pipes[1]}, label, request, plan=RunPlan(side_by_side=False))
+    for slot in results:
+        np.testing.assert_array_equal(one[slot].images, results[slot].images)
+    stream = stream_models({"SCDM": pipes[0], "SDM": pipes[1]}, label,
+                           Request(num_samples=1, sampling=SamplingSettings(steps=200)), table, min_interval=0.0,
+                           plan=RunPlan(side_by_side=False))
+    assert next(stream) == ("SCDM", Started())
+    stream.close()  # stops SCDM; SDM never starts
+    assert not any(t.name.startswith("scdm-demo-sampler") and t.is_alive() for t in threading.enumerate())
+
+
 # --- in a real browser: `python -m demo` (the bundled models: the tiny random-weight ones draw the same image for every
 # label) and headless chromium (skipped without /usr/bin/chromium) ------------------------------------------------
 
