@@ -67,8 +67,9 @@ LOAD_CANVAS = "(image) => image ? {background: image, layers: [], composite: ima
 SYNC_TO_BLOB = """
   const toBlob = HTMLCanvasElement.prototype.toBlob;
   HTMLCanvasElement.prototype.toBlob = function (callback, type, quality) {
-    if (type && type !== 'image/png') return toBlob.call(this, callback, type, quality);
-    const url = this.toDataURL('image/png');
+    let url;
+    try { url = type && type !== 'image/png' ? null : this.toDataURL('image/png'); } catch (e) { url = null; }
+    if (!url) return toBlob.call(this, callback, type, quality);  // other formats, tainted canvases
     const bytes = atob(url.slice(url.indexOf(',') + 1));
     const buffer = new Uint8Array(bytes.length);
     for (let i = 0; i < bytes.length; i++) buffer[i] = bytes.charCodeAt(i);
@@ -464,6 +465,7 @@ def build_app(scdm: Pipeline | None, sdm: Pipeline | None, *, sampling: Sampling
             log.info("%s %s: weights digest %s", slot, p.card.name, p.digest)  # hashed once, for settings.json
     defaults = Request()
     start = h.examples.labels[0] if h.examples_available() else None
+    # generations share one queue slot; their progress shows in the info line and the previews, not in overlays
     gen_kw = dict(concurrency_id="models", concurrency_limit=concurrency, show_progress="hidden")
 
     with gr.Blocks(title="SCDM vs SDM", delete_cache=(3600, 3600)) as app:
