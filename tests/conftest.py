@@ -53,6 +53,16 @@ def tiny_checkpoint(tmp_path_factory):
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", model.state_dict(), card)
 
 
+@pytest.fixture(scope="module")
+def pipes(tmp_path_factory):
+    """The demo's tiny random-weight pair (`demo.tiny`): (SCDM, SDM) pipelines on the CPU, loaded per test module."""
+    from demo.tiny import make_tiny_checkpoints
+    from scdm.pipeline import load_pipeline
+
+    a, b = make_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
+    return load_pipeline(a, device="cpu"), load_pipeline(b, device="cpu")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now (for the demo server tests)."""
     with socket.socket() as s:

@@ -34,12 +34,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 
 
 @pytest.fixture(scope="module")
-def pipes(tmp_path_factory) -> tuple[Pipeline, Pipeline]:
-    a, b = make_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
-    return load_pipeline(a, device="cpu"), load_pipeline(b, device="cpu")
-
-
-@pytest.fixture(scope="module")
 def handlers(pipes) -> Handlers:
     h = Handlers(Models.of(*pipes), min_preview_interval=0.0)
     yield h

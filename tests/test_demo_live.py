@@ -18,21 +18,14 @@ from demo.models import Models
 from demo.live import LIVE, Live, Sessions
 from demo.runner import Preview, Result, generate, generate_models, stream_models
 from demo.settings import Request
-from demo.tiny import make_tiny_checkpoints
 from demo.views import upscale
 from scdm.config import Sampler
-from scdm.pipeline import Pipeline, load_pipeline
+from scdm.pipeline import load_pipeline
 from scdm.settings import SamplingSettings
 
 SIZE = 64
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per test
-
-
-@pytest.fixture(scope="module")
-def pipes(tmp_path_factory) -> tuple[Pipeline, Pipeline]:
-    a, b = make_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
-    return load_pipeline(a, device="cpu"), load_pipeline(b, device="cpu")
 
 
 @pytest.fixture()

@@ -8,20 +8,12 @@ import pytest
 from demo.editing import example_scene
 from demo.runner import Cancelled, generate_models
 from demo.settings import Request
-from demo.tiny import make_tiny_checkpoints
 from demo.workers import RemotePipeline
-from scdm.pipeline import load_pipeline
 from scdm.settings import SamplingSettings
 
 SIZE = 64
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread per test
-
-
-@pytest.fixture(scope="module")
-def pipes(tmp_path_factory):
-    a, b = make_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
-    return load_pipeline(a, device="cpu"), load_pipeline(b, device="cpu")
 
 
 @pytest.fixture(scope="module")
