@@ -184,6 +184,31 @@ def per_class_markdown(confusions: Sequence[tuple[dict, np.ndarray]], classes: S
     return "\n".join(lines) + "\n"
 
 
+def normalised_distances(df: pd.DataFrame) -> str:
+    """Clean-label distances rescaled between the references: (D_model - D_real) / (D_flat-paint - D_real), 0 = as
+    close as the held-out real images, 1 = as far as flat class colours; comparable across N, which the raw
+    Fréchet distance is not (at N = 64 even the real images score ~100). "" without both reference rows."""
+    agg = aggregate(df[df["corruption"] == "clean"])
+    agg["row"] = series_labels(agg)
+    cols, values = [], {}
+    for metric in metric_order(m for m in agg["metric"].unique() if m in LOWER_IS_BETTER):
+        sub = agg[agg["metric"] == metric]
+        ref = {m: sub.loc[sub["model"] == m, "mean"] for m in ("real", "flat-paint")}
+        if any(len(v) != 1 for v in ref.values()) or ref["flat-paint"].iloc[0] == ref["real"].iloc[0]:
+            continue
+        real, flat = ref["real"].iloc[0], ref["flat-paint"].iloc[0]
+        cols.append(metric)
+        for r in sub[~sub["model"].isin(ref)].itertuples(index=False):
+            values[(r.row, metric)] = (r.mean - real) / (flat - real)
+    if not values:
+        return ""
+    lines = ["**Normalised distance, clean labels** ((model - real) / (flat-paint - real): 0 = real images, "
+             "1 = flat-paint; lower is better)", "", "| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for row in dict.fromkeys(r for r, _ in values):
+        lines.append(f"| {row} | " + " | ".join(f"{values[(row, c)]:.3f}" if (row, c) in values else "" for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def metric_order(metrics: Iterable[str]) -> list[str]:
     """Metric names in the order of `bench.config.Metric` (unknown names last, alphabetically)."""
     from .config import Metric

@@ -369,7 +369,7 @@ def score_and_report(config: BenchConfig, out: Path, models: list[Model], split:
     per_class = report.per_class_markdown(clean_cms, classes, names) if classes is not None else ""
     atomic_write_bytes(out / report.SUMMARY_NAME, report.summary_markdown(
         df, title=f"Label-noise benchmark: {config.dataset.kind.value}", notes=notes,
-        sections=[per_class, drop_summary(df)]).encode())
+        sections=[report.normalised_distances(df), per_class, drop_summary(df)]).encode())
     if config.figures:
         _figures(config, out, df, all_cells, conds, n, cards)
     return csv

@@ -43,6 +43,9 @@ class Spacing(str, enum.Enum):
     DDIM = "ddim"
     # plain `N`: N steps evenly spread over [0, T-1], both ends included, rounded: 0, 42, 83, ..., 999 for N = 25.
     SECTIONS = "sections"
+    # `quad`: t_i = round((T-1) (i / (N-1))^2), each at least one above the last: small steps near the data, where
+    # fine texture is decided (the DDIM paper's quadratic spacing, ending at T-1 like `sections`).
+    QUAD = "quad"
 
 
 class Precision(str, enum.Enum):

@@ -30,7 +30,8 @@ def space_timesteps(num_timesteps: int, steps: int, spacing: Spacing | str = Spa
     """The original steps a `steps`-step sampler visits, sorted (guided-diffusion's `space_timesteps`).
 
     `Spacing.DDIM` ("ddimN"): range(0, T, s) for the smallest integer stride s giving exactly `steps` values;
-    `Spacing.SECTIONS` (plain "N"): `steps` indices evenly strided over [0, T-1], both ends included, rounded.
+    `Spacing.SECTIONS` (plain "N"): `steps` indices evenly strided over [0, T-1], both ends included, rounded;
+    `Spacing.QUAD`: round((T-1) (i / (N-1))^2) for i < N, raised where needed to one above the previous step.
     """
     try:
         spacing = Spacing(spacing)
@@ -47,6 +48,11 @@ def space_timesteps(num_timesteps: int, steps: int, spacing: Spacing | str = Spa
                          f"use spacing 'sections' or a step count such as {sorted(near)}")
     if steps == 1:
         return [num_timesteps - 1]
+    if spacing == Spacing.QUAD:
+        out = [0]
+        for i in range(1, steps):  # t_i >= i and the quadratic's gaps only grow, so the last one is T - 1
+            out.append(max(round((num_timesteps - 1) * (i / (steps - 1)) ** 2), out[-1] + 1))
+        return out
     # guided-diffusion: frac_stride = (size - 1) / (N - 1), taken at round(cur_idx) with cur_idx += frac_stride
     stride = (num_timesteps - 1) / (steps - 1)
     out, cur = [], 0.0

@@ -183,7 +183,7 @@ def test_empty_samplers_table_is_the_cards_sampler(tmp_path, segmenter, generate
 @pytest.mark.parametrize("body, match", [
     ('[[samplers]]\nsteps = "25"\n', r"samplers\[0\]\.steps: expected int or null, got str '25'$"),
     ('[[samplers]]\nsteps = 2.0\n', r"samplers\[0\]\.steps: expected int or null, got float 2\.0$"),
-    ('[[samplers]]\nspacing = "even"\n', r"samplers\[0\]\.spacing: 'even' is not one of \['ddim', 'sections'\]"),
+    ('[[samplers]]\nspacing = "even"\n', r"samplers\[0\]\.spacing: 'even' is not one of \['ddim', 'sections', 'quad'\]"),
     ('[[samplers]]\nsampler = "ddim"\nstep = 3\n', r"samplers\[0\]: unknown fields \['step'\]"),
     ('precision = "fp8"\n', r"precision: 'fp8' is not one of"),
 ])

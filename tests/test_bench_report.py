@@ -136,3 +136,23 @@ def test_grid_legend_names_the_classes_shown() -> None:
     assert [n for n, _ in entries] == ["sky", "grass", "unlabeled"]  # most pixels first
     assert entries[0][1] == "#06e6e6"  # ADE20K's sky colour
     assert [n for n, _ in legend_entries(id_table([3, 10]), [labels])][:2] == ["class 3", "class 10"]
+
+
+def test_normalised_distance_puts_real_at_0_and_flat_paint_at_1() -> None:
+    from bench.report import REFERENCE_COLUMNS, normalised_distances
+
+    def row(model, metric, value, seed=0, corruption="clean", severity=0.0, **setting):
+        setting = setting or REFERENCE_COLUMNS
+        return dict(model=model, dataset="embedded", corruption=corruption, severity=severity, seed=seed,
+                    metric=metric, value=value, n=64, **setting)
+
+    sampler = dict(sampler="ddim", steps=15, guidance=1.5)
+    rows = [row("real", "fd_effnetl0", 30.0), row("flat-paint", "fd_effnetl0", 130.0),
+            row("scdm", "fd_effnetl0", 40.0, 0, **sampler), row("scdm", "fd_effnetl0", 50.0, 1, **sampler),
+            row("scdm", "fd_effnetl0", 90.0, 0, "ds", 0.4, **sampler),  # corrupted labels: not in this table
+            row("scdm", "miou", 0.7, **sampler), row("real", "miou", 0.75)]  # not a distance
+    text = normalised_distances(frame(rows))
+    assert "| model | fd_effnetl0 |" in text and "miou" not in text
+    assert "| scdm | 0.150 |" in text  # mean over seeds 45 -> (45 - 30) / (130 - 30)
+    no_flat = frame([r for r in rows if r["model"] != "flat-paint"])
+    assert normalised_distances(no_flat) == ""

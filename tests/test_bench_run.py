@@ -115,7 +115,9 @@ def test_report_files_and_table_shape(base_run: Path) -> None:
     for name in ("summary.md", "metrics.parquet", "plots/kid_effnetl0.png", "plots/miou.png", "grids/clean.png",
                  "grids/ds_0.4.png", "labels/clean/00003.png", "labels/random/0.2/s0/00000.png"):
         assert (base_run / name).is_file(), name
-    assert "| scdm |" in (base_run / "summary.md").read_text()
+    summary = (base_run / "summary.md").read_text()
+    assert "| scdm |" in summary
+    assert "**Normalised distance, clean labels**" in summary and "| model | kid_effnetl0 |" in summary
 
 
 def test_summary_and_grids_name_the_classes(base_run: Path) -> None:

@@ -148,12 +148,13 @@ def test_the_examples_tab_says_when_there_are_none(tmp_path) -> None:
         app.handlers.store.cleanup()
 
 
-def test_the_estimate_is_proportional_to_steps_and_samples(tiny_pipes) -> None:
+def test_the_estimate_is_steps_times_one_forward_of_the_whole_batch(tiny_pipes) -> None:
     pipe = tiny_pipes[0]
     r = pipe.resolve()
-    one = forward_seconds(pipe, r)
-    assert one > 0 and forward_seconds(pipe, r) == one  # timed once, then cached
-    assert estimate_seconds(pipe, replace(r, steps=4), 3) == pytest.approx(12 * one)
+    three = forward_seconds(pipe, r, 3)
+    assert three > 0 and forward_seconds(pipe, r, 3) == three  # timed once per batch, then cached
+    assert forward_seconds(pipe, r, 1) != three  # a batch of one is timed on its own
+    assert estimate_seconds(pipe, replace(r, steps=4), 3) == pytest.approx(4 * three)
     assert estimate_seconds(pipe, replace(r, steps=8), 3) == pytest.approx(2 * estimate_seconds(pipe, replace(r, steps=4), 3))
 
 

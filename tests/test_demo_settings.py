@@ -58,7 +58,7 @@ def parse(corruption="none", severity=0.3, seed=0, num_samples=4, **sampling) ->
     ({"severity": None}, "severity must be a number"),
     ({"sampler": "euler"}, "unknown sampler 'euler'; use one of \\['ancestral', 'ddim', 'dpmpp_2m'\\]"),
     ({"sampler": 3}, "unknown sampler 3"),
-    ({"spacing": "uniform"}, "unknown spacing 'uniform'; use one of \\['ddim', 'sections'\\]"),
+    ({"spacing": "uniform"}, "unknown spacing 'uniform'; use one of \\['ddim', 'sections', 'quad'\\]"),
     ({"precision": "fp8"}, "unknown precision 'fp8'; use one of \\['fp32', 'bf16', 'fp16', 'auto', 'auto-fp16'\\]"),
     ({"eta": 1.5}, r"eta must be in \[0, 1\]"),
     ({"extrapolation": -1}, r"extrapolation must be in \[0, 10\]"),

@@ -27,6 +27,19 @@ def test_respacing_keeps_alpha_bar_of_kept_steps():
     assert torch.allclose(ddim.alphas_cumprod, full.alphas_cumprod[ddim.timesteps])
 
 
+@pytest.mark.parametrize("steps", [2, 3, 15, 40, 100, 700, 1000])
+def test_quad_spacing_is_quadratic_with_exactly_n_distinct_steps(steps):
+    use = space_timesteps(1000, steps, Spacing.QUAD)
+    assert len(use) == steps and use == sorted(set(use)) and use[0] == 0 and use[-1] == 999
+    gaps = [b - a for a, b in zip(use, use[1:])]
+    assert all(b >= a - 1 for a, b in zip(gaps, gaps[1:]))  # growing up to rounding: fine near the data
+    if 2 < steps < 1000:
+        assert gaps[-1] > gaps[0]
+    if steps == 15:  # round(999 (i / 14)^2)
+        assert use[:5] == [0, 5, 20, 46, 82] and use[-2] == 861
+        assert gaps[0] < space_timesteps(1000, 15, Spacing.SECTIONS)[1] / 10
+
+
 def test_spacing_errors_name_the_setting():
     with pytest.raises(ValueError, match="spacing 'ddim'"):
         space_timesteps(1000, 999, Spacing.DDIM)
