@@ -76,7 +76,7 @@ def test_empty_sampling_values_are_the_cards_defaults(client: Client, label_png:
     assert [p["parameter_name"] for p in api][-5:] == ["spacing", "eta", "extrapolation", "dynamic_threshold",
                                                        "precision"]
     scdm, sdm, info = client.predict(handle_file(label_png), "none", 0.0, "", None, None, 0, 1, api_name="/generate")
-    assert len(scdm) == len(sdm) == 1 and "ddim, 15 steps (sections spacing), guidance 1.5, eta 1" in info
+    assert len(scdm) == len(sdm) == 1 and "ddim, 20 steps (quad spacing), guidance 1.75, eta 1" in info
     assert "all from each model's card" in info
     scdm, sdm, info = client.predict(handle_file(label_png), "none", 0.0, "ddim", 2, 1.5, 0, 1, "ddim", 0.0, None,
                                      None, "fp32", api_name="/generate")

@@ -132,12 +132,12 @@ def test_version_1_files_are_read() -> None:
 
 
 def test_embedded_cards_are_the_former_cpu_defaults() -> None:
-    """The demo's default path runs the embedded cards' defaults: DDIM 15 steps, eta 1, guidance 1.5, precision auto
-    (the former demo CPU defaults, so the CPU latency is unchanged); official cards: ancestral 25 on ddim25, fp16."""
+    """The demo's default path runs the embedded cards' defaults: DDIM 20 quad steps, eta 1, guidance 1.75, precision
+    auto (within the CPU latency budget); official cards: ancestral 25 on ddim25, fp16."""
     cards = {slot: read_card(BUNDLED_DIR / name) for slot, name in (("SCDM", "embedded-scdm"), ("SDM", "embedded-sdm"))}
     c = Controls.of(cards)
     shown = {name: c.shown(name) for name in CONTROLS}
-    assert shown == {"sampler": Sampler.DDIM, "steps": 15, "spacing": Spacing.SECTIONS, "guidance": 1.5, "eta": 1.0,
+    assert shown == {"sampler": Sampler.DDIM, "steps": 20, "spacing": Spacing.QUAD, "guidance": 1.75, "eta": 1.0,
                      "extrapolation": 0.0, "dynamic_threshold": 0.95, "precision": Precision.AUTO}
     official = Controls.of({"SCDM": ModelCard()})
     assert [official.shown(k) for k in ("sampler", "steps", "spacing", "precision")] == [

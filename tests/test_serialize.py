@@ -182,7 +182,7 @@ def test_generic_types() -> None:
 
 # ---------------------------------------------------------------------------------------------- bundled cards
 
-EXPECTED_SAMPLER = SamplerConfig(Sampler.DDIM, 15, Spacing.SECTIONS, 1.5, 0.0, 0.95, 1.0, Precision.AUTO)
+EXPECTED_SAMPLER = SamplerConfig(Sampler.DDIM, 20, Spacing.QUAD, 1.75, 0.0, 0.95, 1.0, Precision.AUTO)
 
 
 @pytest.mark.parametrize("name, schedule", [("embedded-scdm", LabelSchedule.CLASSWISE),
@@ -190,22 +190,22 @@ EXPECTED_SAMPLER = SamplerConfig(Sampler.DDIM, 15, Spacing.SECTIONS, 1.5, 0.0, 0
 def test_bundled_cards_read_unchanged(name: str, schedule: LabelSchedule) -> None:
     path = BUNDLED_DIR / name / "config.json"
     text = path.read_text()
-    assert "format" not in json.loads(text)  # written before cards recorded their format: version 1
+    assert json.loads(text)["format"] == 1
     card = read_card(path.parent)
     # the preset it was trained from, plus the kappa estimated from the training set and the training info
     assert dataclasses.replace(card, label_diffusion=LabelDiffusionConfig(schedule), info={}) == PRESETS[name]().card
     assert (card.name, card.dataset, card.sampler) == (name, "embedded", EXPECTED_SAMPLER)
-    assert card.unet == UNetConfig(image_size=64, model_channels=24, channel_mult=(1, 2, 4, 4), num_res_blocks=1,
+    assert card.unet == UNetConfig(image_size=64, model_channels=32, channel_mult=(1, 2, 3, 3), num_res_blocks=1,
                                    attention_ds=(4, 8), num_head_channels=32, label_channels=12, spade_hidden=24,
                                    groupnorm_groups=8)
     assert card.diffusion == DiffusionConfig(1000, NoiseSchedule.LINEAR)
     assert card.labels == world_labels() and card.labels.raw_ids == (2, 3, 5, 7, 10, 12, 17, 22, 30, 35, 47, 67)
     assert card.label_diffusion.schedule == schedule
     assert len(card.label_diffusion.kappa) == (12 if schedule == LabelSchedule.CLASSWISE else 0)
-    assert card.info == {"train_steps": 4500, "train_images": 72000, "precision": "bf16"}
-    # the same fields written back; without the format key they are the file byte for byte (Pipeline.digest)
-    assert json.loads(card_to_json(card)) == {"format": 1, **json.loads(text)}
-    assert json.dumps(to_json_value(card), indent=1) == text.rstrip("\n")
+    # the v2 recipe, recorded in full so the training command reproduces from the card
+    assert card.info == {"train_steps": 10_000, "train_images": 160_000, "precision": "bf16",
+                         "train": to_json_value(PRESETS[name]().train)}
+    assert card_to_json(card) == text  # written back byte for byte (Pipeline.digest)
 
 
 def test_bundled_segmenter_card_reads_unchanged() -> None:
