@@ -181,6 +181,10 @@ def setup(device: str | torch.device | None = None, *,
     try:
         r, w = _group_rank_world()
         yield Distributed(r, w, local, dev)
+        if created:
+            # Every rank has finished its last collective before any closes its connections: a rank that tears
+            # down while a peer still reads from it can abort that peer (gloo, seen once in CI as SIGABRT).
+            dist.barrier()
     finally:
         if created:
             dist.destroy_process_group()

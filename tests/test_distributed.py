@@ -176,7 +176,7 @@ def test_torchrun_training_equals_one_process_at_the_same_global_batch(tmp_path,
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            str(script), str(tmp_path / "ddp")]
     res = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.returncode == 0, res.stderr[:3000] + "\n...\n" + res.stderr[-3000:]
     _single(tmp_path / "single")
     from scdm.presets import get_preset
     from scdm.unet import UNet
