@@ -126,6 +126,8 @@ def plot_severity_curves(curves: pd.DataFrame, statistic: str = "miou", columns:
 
     sub = curves[curves["statistic"] == statistic]
     kinds = [k for k in dict.fromkeys(sub["corruption"]) if k != "clean"]
+    if not kinds:
+        raise ValueError(f"no corrupted condition has {statistic!r}: nothing to plot against severity")
     cols = max(1, min(columns, len(kinds)))
     rows = max(1, -(-len(kinds) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows + 0.6), sharey=True, squeeze=False)

@@ -178,8 +178,9 @@ def _figures(s: GradedSummary, out: Path) -> list[Path]:
 
     paths = []
     drawings = [("robustness_heatmap.png", lambda: plot_difference_heatmap(s.curves, s.baseline))]
+    corrupted = s.curves[s.curves["corruption"] != "clean"]  # a statistic scored on clean labels only has no curve
     drawings += [(f"robustness_{stat}.png", lambda stat=stat: plot_severity_curves(s.curves, stat))
-                 for stat in ("miou", *TABLE_METRICS) if (s.curves["statistic"] == stat).any()]
+                 for stat in ("miou", *TABLE_METRICS) if (corrupted["statistic"] == stat).any()]
     for name, draw in drawings:
         if name == "robustness_heatmap.png" and len(s.models) < 2:
             continue

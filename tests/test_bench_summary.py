@@ -167,7 +167,7 @@ def test_step_budget_rows_match_the_pair_comparison() -> None:
 
 def test_markdown_and_pictures_are_written(tmp_path: Path) -> None:
     from bench.plots import plot_difference_heatmap, plot_severity_curves, save_figure
-    from bench.robustness_report import graded_markdown, step_budget_markdown
+    from bench.robustness_report import _figures, graded_markdown, step_budget_markdown
 
     table = pd.DataFrame([{"model": m, "corruption": c, "severity": v, "seed": 0, "metric": "fd_effnetl0",
                            "value": 100.0 + 10 * v} for m in ("steady", "sdm") for c, v in
@@ -188,6 +188,16 @@ def test_markdown_and_pictures_are_written(tmp_path: Path) -> None:
     curves = plot_severity_curves(s.curves, "miou")
     assert [ax.get_title() for ax in curves.axes if ax.get_title()] == ["ds", "edge"]
     assert save_figure(curves, tmp_path / "curves.png").is_file()
+    # a statistic scored on clean labels only (the default run's feat_diversity) has no curve against severity
+    clean_only = pd.DataFrame([{"model": m, "corruption": "clean", "severity": 0.0, "seed": 0,
+                                "metric": "feat_diversity", "value": 0.5} for m in ("steady", "sdm")])
+    s2 = graded_summary(_grid(20), baseline="sdm", config=BootstrapConfig(100), generator=gen(), classes=CLASSES,
+                        table=pd.concat([table, clean_only], ignore_index=True))
+    assert (s2.curves["statistic"] == "feat_diversity").any()
+    assert [p.name for p in _figures(s2, tmp_path / "plots")] == [
+        "robustness_heatmap.png", "robustness_miou.png", "robustness_fd_effnetl0.png"]
+    with pytest.raises(ValueError, match="no corrupted condition has 'feat_diversity'"):
+        plot_severity_curves(s2.curves, "feat_diversity")
     frame = step_budget([({"sampler": "ancestral", "steps": 10, "eta": 0.0, "guidance": 1.5}, {
         m: {"clean": _confusions(10, 0, 0.1), "ds 0.4": _confusions(10, 1, 0.3)} for m in ("a", "b")})], "a", "b",
         config=BootstrapConfig(50))
