@@ -186,7 +186,8 @@ EXPECTED_SAMPLER = SamplerConfig(Sampler.DDIM, 20, Spacing.QUAD, 1.75, 0.0, 0.95
 
 
 @pytest.mark.parametrize("name, schedule", [("embedded-scdm", LabelSchedule.CLASSWISE),
-                                            ("embedded-sdm", LabelSchedule.NONE)])
+                                            ("embedded-sdm", LabelSchedule.NONE),
+                                            ("embedded-scdm-uniform", LabelSchedule.UNIFORM)])
 def test_bundled_cards_read_unchanged(name: str, schedule: LabelSchedule) -> None:
     path = BUNDLED_DIR / name / "config.json"
     text = path.read_text()
