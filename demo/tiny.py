@@ -16,7 +16,7 @@ KAPPA = 2.0  # any kappa > 1 gives the curved class-wise schedule; trained model
 
 def tiny_card(schedule: LabelSchedule, size: int = 64) -> ModelCard:
     """A tiny U-Net at `size` px over the embedded world's 12 classes (3 levels: attention at 16 px, not 32),
-    sampled like the embedded models (DDIM, 15 steps, eta 1)."""
+    sampled like the embedded models (their card sampler, `EMBEDDED_SAMPLER`)."""
     labels = world_labels()
     kappa = (KAPPA,) * labels.num_classes if schedule == LabelSchedule.CLASSWISE else ()
     name = "tiny-scdm" if schedule != LabelSchedule.NONE else "tiny-sdm"

@@ -93,8 +93,8 @@ class Pipeline:
         checkpoint's default (`Pipeline.resolve` shows the result). Official checkpoints default to the
         reference 25-step mode (ancestral on the `ddim25` timesteps, guidance 1.5, extrapolation 0.8, dynamic
         thresholding 0.95, fp16 on GPUs); `steps=1000` is the reference 1000-step mode. The embedded models
-        default to DDIM with 15 steps and eta 1. `seed` is one int (image k gets `image_seed(seed, k)`) or one
-        seed per image.
+        default to DDIM with eta 1, 20 `quad` steps and guidance 1.75. `seed` is one int (image k gets
+        `image_seed(seed, k)`) or one seed per image.
         Semantic editing (SDM Eq. 12): pixels where `inpaint_mask` is 1 are regenerated, the rest of
         `inpaint_image` ((B, H, W, 3) uint8) is re-noised from the forward process at every step.
         """
