@@ -133,7 +133,7 @@ def test_paint_upload_generate_in_browser(demo_url: str, tmp_path) -> None:
         assert (decoded[..., :3] == color).all(-1).any(), f"no {absent} pixels after painting with it"
         page.locator("#corruption input").click()
         page.get_by_role("option", name="edge", exact=True).click()
-        sync_api.expect(page.locator("#steps")).to_contain_text("card: 15")  # the card's defaults
+        sync_api.expect(page.locator("#steps")).to_contain_text("card: 20")  # the card's defaults
         sync_api.expect(page.locator("#sampler input")).to_have_value("ddim")
         set_number(page, "steps", 4)
         set_number(page, "samples", 2)

@@ -76,12 +76,12 @@ def test_generate_streams_previews_galleries_and_downloads(handlers: Handlers) -
 
 def test_settings_json_reproduces_the_images(handlers: Handlers, pipes) -> None:
     label = example_scene(1, SIZE).label
-    out = run(handlers.generate_stream(canvas_value(label, handlers.table, SIZE), "random", 0.4, "ancestral", 2, 1.5,
+    out = run(handlers.generate_stream(canvas_value(label, handlers.table, SIZE), "random", 0.4, "ancestral", 2, 1.75,
                                        11, 1))
     files = {Path(f).name: Path(f) for f in out["files"]}
     doc = json.loads(files["settings.json"].read_text())
     assert doc["label_sha256"] == label_digest(label) and doc["version"] == SETTINGS_VERSION == 3
-    assert doc["requested"] == {"sampler": "ancestral", "steps": 2}  # guidance 1.5 is the card's: not set
+    assert doc["requested"] == {"sampler": "ancestral", "steps": 2}  # guidance 1.75 is the card's: not set
     for pipe, slot in zip(pipes, ("SCDM", "SDM")):
         resolved = pipe.resolve(SamplingSettings(sampler="ancestral", steps=2))
         assert doc["models"][slot] == {"name": pipe.card.name, "digest": pipe.digest, "settings": identity(resolved)}

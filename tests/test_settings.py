@@ -36,7 +36,8 @@ def test_steps_equal_to_T_is_the_reference_1000_step_mode():
 def test_embedded_cards_keep_their_tuned_defaults():
     card = get_preset("embedded-scdm").card
     r = resolve(card, None, "cpu")
-    assert (r.sampler, r.steps, r.spacing, r.eta, r.extrapolation) == (Sampler.DDIM, 15, Spacing.SECTIONS, 1.0, 0.0)
+    assert (r.sampler, r.steps, r.spacing, r.eta, r.extrapolation, r.guidance) == (
+        Sampler.DDIM, 20, Spacing.QUAD, 1.0, 0.0, 1.75)
     sdm = resolve(get_preset("embedded-sdm").card, None, "cpu")
     assert not sdm.label_diffusion
     # DDIM and DPM-Solver++ never extrapolate unless asked; eta only matters to DDIM
