@@ -31,7 +31,8 @@ EMBEDDED_UNET = UNetConfig(
 )
 # The reference's x0 extrapolation (0.8) hurts these small models: mIoU of samples 0.43 with it, 0.64 without
 # (32 held-out labels, 2500 training steps; real images 0.66). Dynamic thresholding 0.95 stays.
-# Deterministic DDIM drifts on them (mIoU 0.60), DDIM with eta 1 does not (README "Few-step table").
+# Deterministic DDIM drifted on the first release's models (mIoU 0.60); on these it reaches the real images' mIoU but
+# stays ~0.04 below DDIM with eta 1 (README "Few-step table").
 # Timesteps: evenly spread ones (`sections`) end with a jump from t = 71 to 0 whose x0 estimate is the posterior mean,
 # smoother than the real renders (hf_energy 4.8 vs 6.8); `quad` spacing ends 5 -> 0 and, with guidance 1.75 and 20
 # steps, brings texture and distances close to the real images' (64 held-out labels, README "Few-step table").

@@ -131,7 +131,7 @@ def test_version_1_files_are_read() -> None:
     assert back.models["SDM"] == SavedModel("embedded-sdm", None, expect)
 
 
-def test_embedded_cards_are_the_former_cpu_defaults() -> None:
+def test_controls_show_the_embedded_and_official_card_defaults() -> None:
     """The demo's default path runs the embedded cards' defaults: DDIM 20 quad steps, eta 1, guidance 1.75, precision
     auto (within the CPU latency budget); official cards: ancestral 25 on ddim25, fp16."""
     cards = {slot: read_card(BUNDLED_DIR / name) for slot, name in (("SCDM", "embedded-scdm"), ("SDM", "embedded-sdm"))}
