@@ -220,7 +220,7 @@ def test_grid_and_step_budget_configs() -> None:
         "embedded-scdm", "embedded-sdm", "embedded-scdm-uniform"]
     assert [m.value for m in grid.metrics] == ["miou", "fd_effnetl0", "feat_diversity"]
     header = (ROOT / "bench/configs/robustness_grid.toml").read_text().split("\n\n")[0]
-    assert f"{grid.dataset.world_scenes} labels" in header and "= 45.6 min" in header
+    assert f"{grid.dataset.world_scenes} labels" in header and "= 54.7 min" in header
     budget = validate(load_config(ROOT / "bench/configs/step_budget.toml"))
     steps = [(s.sampler, s.steps, s.eta) for s in budget.samplers]
     assert steps == [(Sampler.ANCESTRAL, n, None) for n in (5, 10, 20, 50)] + [
